@@ -1,0 +1,340 @@
+"""Cassette paths and the vcrpy defaults for LLM traffic: matcher, persister, latency, misses.
+
+Pure module: no pytest import. vcrpy is imported lazily (``open_cassette``) so that loading the
+plugin in a project that never asks for ``model`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .scrub import Scrubber, assert_no_live_keys
+
+if TYPE_CHECKING:
+    from vcr import VCR
+
+RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
+RECORDING_MODES = frozenset({"once", "new_episodes", "all", "rewrite"})
+DEFAULT_MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "modelmigrate_body")
+MAX_NAME_LENGTH = 200
+_FORBIDDEN = re.compile(r"[<>?%*:|\"'/\\\x00-\x1f]")
+# Key under which the recorder keeps the measured latency inside each recorded response.
+LATENCY_KEY = "latency_ms"
+_CANONICAL_ATTR = "_modelmigrate_canonical_body"
+
+
+class CassetteMiss(BaseException):  # noqa: N818 - named for what happened, like StopIteration
+    """A request with no recorded response while replaying.
+
+    A ``BaseException`` on purpose: the SDKs retry on ``Exception`` from their transport and then
+    raise a bare "Connection error", which would hide the cassette and the way to fix it.
+    """
+
+
+class CassetteReadError(RuntimeError):
+    """A cassette file that exists but cannot be read; it is left untouched."""
+
+
+# -- paths -----------------------------------------------------------------------------------
+
+
+def cassette_file_name(test_name: str, suffix: str = ".yaml") -> str:
+    """A file name for a test (``TestX::test_y[case]`` → ``TestX.test_y[case].yaml``), length-capped."""
+    name = _FORBIDDEN.sub("-", test_name.replace("::", "."))
+    if len(name) + len(suffix) > MAX_NAME_LENGTH:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = f"{name[: MAX_NAME_LENGTH - len(suffix) - len(digest) - 1]}-{digest}"
+    return name + suffix
+
+
+def cassette_path(
+    test_file: Path,
+    test_name: str,
+    model_id: str,
+    *,
+    folder: str | os.PathLike[str] = "cassettes",
+    serializer: str = "yaml",
+) -> Path:
+    """``<folder>/<module>/<model>/<test>.yaml``; a relative folder sits beside the test module."""
+    base = Path(folder)
+    if not base.is_absolute():
+        base = test_file.parent / base
+    return base / test_file.stem / model_id / cassette_file_name(test_name, "." + serializer)
+
+
+# -- matching --------------------------------------------------------------------------------
+
+
+def _canonical_body(request: Any) -> bytes:
+    cached: bytes | None = getattr(request, _CANONICAL_ATTR, None)
+    if cached is not None:
+        return cached
+    body = request.body
+    if body is None:
+        canonical = b""
+    else:
+        raw = body if isinstance(body, bytes) else str(body).encode()
+        try:
+            canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+        except (ValueError, UnicodeDecodeError):
+            canonical = raw
+    try:
+        setattr(request, _CANONICAL_ATTR, canonical)
+    except AttributeError:  # a request type that refuses attributes: just don't cache
+        pass
+    return canonical
+
+
+def body_matcher(r1: Any, r2: Any) -> None:  # noqa: D401
+    """vcrpy matcher: bodies equal as JSON (key order and spacing ignored), else byte for byte.
+
+    The canonical form is computed once per request object and cached on it; vcrpy's own
+    ``body`` matcher re-parses both bodies on every comparison.
+    """
+    b1, b2 = _canonical_body(r1), _canonical_body(r2)
+    if b1 != b2:
+        raise AssertionError(_body_difference(b1, b2))
+
+
+def _body_difference(b1: bytes, b2: bytes) -> str:
+    try:
+        j1, j2 = json.loads(b1), json.loads(b2)
+    except ValueError:
+        return "the request bodies differ"
+    if isinstance(j1, dict) and isinstance(j2, dict):
+        changed = sorted(k for k in set(j1) | set(j2) if j1.get(k) != j2.get(k))
+        return "the JSON request bodies differ in: " + ", ".join(changed)
+    return "the JSON request bodies differ"
+
+
+# -- persistence -----------------------------------------------------------------------------
+
+
+class AtomicPersister:
+    """vcrpy persister: readable errors on load; on save, scrub, scan for keys, temp file + rename."""
+
+    scrubber: Scrubber | None = None  # set per session by the plugin
+
+    @classmethod
+    def load_cassette(cls, cassette_path: str | os.PathLike[str], serializer: Any) -> Any:
+        from vcr.persisters.filesystem import CassetteNotFoundError
+        from vcr.serialize import deserialize
+
+        path = Path(cassette_path)
+        if not path.is_file():
+            raise CassetteNotFoundError()
+        try:
+            data = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise CassetteReadError(f"{path}: not UTF-8 text ({exc}); {_FIX}") from None
+        if not data.strip():
+            raise CassetteNotFoundError()
+        try:
+            return deserialize(data, serializer)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise CassetteReadError(f"{path}: not a vcrpy cassette ({_describe(exc)}); {_FIX}") from None
+        except Exception as exc:  # noqa: BLE001 - yaml's errors have no common public base we can import cheaply
+            raise CassetteReadError(f"{path}: cannot be parsed ({_describe(exc)}); {_FIX}") from None
+
+    @classmethod
+    def save_cassette(
+        cls, cassette_path: str | os.PathLike[str], cassette_dict: Any, serializer: Any
+    ) -> None:
+        from vcr.serialize import serialize
+
+        path = Path(cassette_path)
+        data = serialize(cassette_dict, serializer)
+        if cls.scrubber is not None:
+            data = cls.scrubber.scrub_text(data)
+        assert_no_live_keys(data, path=str(path))
+        write_atomically(path, data)
+
+
+_FIX = (
+    "it was left as it is. Fix the file (git checkout it), or delete it and record again "
+    "with --record-mode=once"
+)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def write_atomically(path: Path, data: str) -> None:
+    """Write ``data`` to a temp file beside ``path`` and rename it over ``path``.
+
+    A crash mid-write leaves the previous file whole; readers never see half a file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- the cassette ----------------------------------------------------------------------------
+
+
+@dataclass
+class CassetteSession:
+    """What one (test, model) did with its cassette: the interactions it used, in order."""
+
+    path: Path
+    record_mode: str
+    used: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    recorded: int = 0
+    played: int = 0
+    misses: list[str] = field(default_factory=list)
+    discard: bool = False  # set when a recording must not be written (interrupted, errored)
+
+
+def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
+    from vcr.cassette import Cassette
+
+    class RecordingCassette(Cassette):  # type: ignore[misc]
+        """Adds the latency of each new recording, tracks what the test used, explains misses."""
+
+        _starts: dict[int, float]
+
+        def can_play_response_for(self, request: Any) -> bool:
+            playable = bool(super().can_play_response_for(request))
+            if not playable:
+                filtered = self.filter_request(request)
+                if self.write_protected and filtered:
+                    message = self._miss_message(request)
+                    session.misses.append(message)
+                    raise CassetteMiss(message)
+                self.__dict__.setdefault("_starts", {})[id(request)] = time.perf_counter()
+            return playable
+
+        def play_response(self, request: Any) -> Any:
+            response = super().play_response(request)
+            session.used.append((request, response))
+            session.played += 1
+            return response
+
+        def append(self, request: Any, response: dict[str, Any]) -> None:
+            start = self.__dict__.get("_starts", {}).pop(id(request), None)
+            if start is not None:
+                response = dict(response)
+                response[LATENCY_KEY] = round((time.perf_counter() - start) * 1000.0, 1)
+            before = len(self.data)
+            super().append(request, response)
+            if start is not None and len(self.data) > before:
+                session.used.append(self.data[-1])
+                session.recorded += 1
+
+        def _miss_message(self, request: Any) -> str:
+            lines = [
+                f"No recorded response for {request.method} {request.uri}",
+                f"  cassette: {session.path}" + ("" if session.path.exists() else " (missing)"),
+                f"  record mode: {session.record_mode} (replay only: nothing was sent to the network)",
+            ]
+            if self.data:
+                best = self.find_requests_with_most_matches(request)
+                if best:
+                    _, _, failures = best[0]
+                    reasons = "; ".join(f"{name}: {msg}".strip().rstrip(":") for name, msg in failures)
+                    lines.append(f"  closest recording differs by {reasons}")
+                    lines.append("  (the prompt or the request changed since it was recorded?)")
+                else:
+                    lines.append(f"  the cassette holds {len(self.data)} other request(s), none alike")
+            lines.append(f"  to record it: {miss_hint}")
+            return "\n".join(lines)
+
+    return RecordingCassette
+
+
+@contextmanager
+def open_cassette(
+    path: Path,
+    *,
+    record_mode: str,
+    scrubber: Scrubber,
+    user_config: Mapping[str, Any] | None = None,
+    miss_hint: str = "",
+    configure: Callable[[VCR], None] | None = None,
+) -> Iterator[CassetteSession]:
+    """Activate a cassette for one (test, model); yields the session that tracks its use.
+
+    ``record_mode`` is one of :data:`RECORD_MODES`. ``rewrite`` records everything anew and
+    replaces the file only when the test is over (never deleted first). ``user_config`` is the
+    user's ``vcr_config`` (and ``vcr`` mark kwargs): it overrides our defaults, except that our
+    scrubbing hooks always run before the user's own.
+    """
+    from vcr import VCR
+
+    if record_mode not in RECORD_MODES:
+        raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
+    session = CassetteSession(path=path, record_mode=record_mode)
+    options: dict[str, Any] = dict(user_config or {})
+    options.pop("record_mode", None)
+    for key in ("cassette_library_dir", "path_transformer", "func_path_generator", "path"):
+        options.pop(key, None)
+
+    vcr_mode = "all" if record_mode == "rewrite" else record_mode
+    vcr = VCR(
+        record_mode=vcr_mode,
+        match_on=DEFAULT_MATCH_ON,
+        decode_compressed_response=True,
+        serializer="yaml",
+    )
+    vcr.register_matcher("modelmigrate_body", body_matcher)
+    AtomicPersister.scrubber = scrubber
+    vcr.register_persister(AtomicPersister)
+    if configure is not None:
+        configure(vcr)
+
+    options["before_record_request"] = _chain(scrubber.request, options.get("before_record_request"))
+    options["before_record_response"] = _chain(scrubber.response, options.get("before_record_response"))
+    if record_mode == "rewrite":
+        options["drop_unused_requests"] = True
+    config = vcr.get_merged_config(path=os.fspath(path), **options)
+    cassette_class = _make_cassette_class(session, miss_hint)
+    from vcr.cassette import CassetteContextDecorator
+
+    context = CassetteContextDecorator.from_args(cassette_class, **config)
+    cassette = context.__enter__()
+    try:
+        yield session
+    except BaseException:
+        cassette.dirty = False
+        context.__exit__(None, None, None)
+        raise
+    else:
+        if session.discard:
+            cassette.dirty = False
+        context.__exit__(None, None, None)
+
+
+def _chain(first: Callable[[Any], Any], user: Any) -> list[Callable[[Any], Any]]:
+    hooks: list[Callable[[Any], Any]] = [first]
+    if user is None:
+        return hooks
+    if callable(user):
+        hooks.append(user)
+    else:
+        hooks.extend(user)
+    return hooks
+
+
+# vcrpy names a matcher by its __name__ in "closest recording differs by ..." explanations.
+body_matcher.__name__ = "body"

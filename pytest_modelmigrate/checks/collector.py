@@ -1,0 +1,381 @@
+"""The soft-check collector behind the ``checks`` fixture.
+
+Every check in a test runs and is recorded; at the end of the test the plugin fails it with
+:meth:`CheckCollector.summary_message` when any check failed. Each method has the name and the
+parameters of the plain check function, and returns the :class:`CheckResult`.
+Pure module: no pytest import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pytest_modelmigrate.checks import boundary, similarity, structural
+from pytest_modelmigrate.checks import judge as judge_mod
+from pytest_modelmigrate.checks.result import CheckInput, CheckResult, ChecksConfigError
+
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+
+    from pytest_modelmigrate.checks.judge import Judge
+    from pytest_modelmigrate.checks.similarity import Embedder
+    from pytest_modelmigrate.providers.base import Call
+
+__all__ = ["CheckCollector"]
+
+
+class CheckCollector:
+    """Soft checks for one (test, model).
+
+    ``last_call`` returns the test's last recorded call (used when a check gets no output);
+    ``incumbent_output`` returns the incumbent model's text for this test (for :meth:`drift`);
+    ``embedder`` is the configured similarity scorer (lexical when ``None``); ``judge`` the
+    configured :class:`Judge`.
+    """
+
+    def __init__(
+        self,
+        *,
+        test_id: str,
+        model: str,
+        last_call: Callable[[], Call | None] | None = None,
+        incumbent_output: Callable[[], str | None] | None = None,
+        embedder: Embedder | None = None,
+        judge: Judge | None = None,
+    ) -> None:
+        self.test_id = test_id
+        self.model = model
+        self._last_call = last_call
+        self._incumbent_output = incumbent_output
+        self.embedder = embedder
+        self.judge_config = judge
+        self.results: list[CheckResult] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<CheckCollector {self.test_id} model={self.model!r}: {len(self.results)} checks, "
+            f"{len(self.failures())} failed>"
+        )
+
+    def __iter__(self) -> Iterator[CheckResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _output(self, output: CheckInput, check: str) -> CheckInput:
+        if output is not None:
+            return output
+        call = self._last_call() if self._last_call is not None else None
+        if call is None:
+            raise ChecksConfigError(
+                f"{check}: no output given and no model call recorded in this test so far"
+            )
+        return call
+
+    def _run(
+        self, check: str, fn: Callable[..., CheckResult], output: CheckInput, *args: Any, **kwargs: Any
+    ) -> CheckResult:
+        try:
+            result = fn(self._output(output, check), *args, **kwargs)
+        except ChecksConfigError as exc:
+            raise type(exc)(f"{self.test_id} [{self.model}]: {exc}") from exc
+        self.results.append(result)
+        return result
+
+    def _scorer(self, scorer: Embedder | str | None, check: str) -> Embedder:
+        if scorer is None:
+            return self.embedder if self.embedder is not None else similarity.LexicalScorer()
+        if isinstance(scorer, str):
+            if scorer == "lexical":
+                return similarity.LexicalScorer()
+            if scorer == "embedding":
+                if self.embedder is None or self.embedder.kind != "embedding":
+                    raise ChecksConfigError(
+                        f"{self.test_id} [{self.model}]: {check}: scorer='embedding' but no embedder is "
+                        "configured (modelmigrate_embedder ini option)"
+                    )
+                return self.embedder
+            raise ChecksConfigError(
+                f"{self.test_id} [{self.model}]: {check}: unknown scorer {scorer!r} "
+                "(use 'lexical', 'embedding' or an Embedder)"
+            )
+        return scorer
+
+    def add(self, result: CheckResult) -> CheckResult:
+        """Record a result computed elsewhere (a custom check)."""
+        self.results.append(result)
+        return result
+
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures()
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.results]
+
+    def summary_message(self) -> str:
+        """The failure listing the plugin raises at the end of the test ("" when all passed)."""
+        failed = self.failures()
+        if not failed:
+            return ""
+        lines = [
+            f"{len(failed)} of {len(self.results)} checks failed for {self.test_id} (model {self.model}):"
+        ]
+        for r in failed:
+            label = r.name if r.name == r.check else f"{r.name} ({r.check})"
+            lines.append(f"  - {label}: {r.message}")
+        return "\n".join(lines)
+
+    # --- structural -----------------------------------------------------------------------
+
+    def json_strict(self, output: CheckInput = None, *, name: str | None = None) -> CheckResult:
+        return self._run("json_strict", structural.json_strict, output, name=name)
+
+    def json_lenient(self, output: CheckInput = None, *, name: str | None = None) -> CheckResult:
+        return self._run("json_lenient", structural.json_lenient, output, name=name)
+
+    def json_schema(
+        self,
+        output: CheckInput = None,
+        schema: Mapping[str, Any] | type | None = None,
+        *,
+        lenient: bool = False,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run("json_schema", structural.json_schema, output, schema, lenient=lenient, name=name)
+
+    def bullets(
+        self,
+        output: CheckInput = None,
+        exactly: int | None = None,
+        *,
+        at_least: int | None = None,
+        at_most: int | None = None,
+        nested: bool = False,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run(
+            "bullets",
+            structural.bullets,
+            output,
+            exactly,
+            at_least=at_least,
+            at_most=at_most,
+            nested=nested,
+            name=name,
+        )
+
+    def numbered(
+        self,
+        output: CheckInput = None,
+        exactly: int | None = None,
+        *,
+        at_least: int | None = None,
+        at_most: int | None = None,
+        nested: bool = False,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run(
+            "numbered",
+            structural.numbered,
+            output,
+            exactly,
+            at_least=at_least,
+            at_most=at_most,
+            nested=nested,
+            name=name,
+        )
+
+    def max_words(
+        self, output: CheckInput = None, limit: int | None = None, *, name: str | None = None
+    ) -> CheckResult:
+        return self._run("max_words", structural.max_words, output, limit, name=name)
+
+    def min_words(
+        self, output: CheckInput = None, limit: int | None = None, *, name: str | None = None
+    ) -> CheckResult:
+        return self._run("min_words", structural.min_words, output, limit, name=name)
+
+    def max_lines(
+        self,
+        output: CheckInput = None,
+        limit: int | None = None,
+        *,
+        skip_blank: bool = True,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run("max_lines", structural.max_lines, output, limit, skip_blank=skip_blank, name=name)
+
+    def max_chars(
+        self, output: CheckInput = None, limit: int | None = None, *, name: str | None = None
+    ) -> CheckResult:
+        return self._run("max_chars", structural.max_chars, output, limit, name=name)
+
+    def regex(
+        self,
+        output: CheckInput = None,
+        pattern: str | re.Pattern[str] | None = None,
+        *,
+        flags: int = 0,
+        full: bool = False,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run("regex", structural.regex, output, pattern, flags=flags, full=full, name=name)
+
+    def contains(
+        self,
+        output: CheckInput = None,
+        needles: str | Sequence[str] | None = None,
+        *,
+        case_sensitive: bool = True,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run(
+            "contains", structural.contains, output, needles, case_sensitive=case_sensitive, name=name
+        )
+
+    def not_contains(
+        self,
+        output: CheckInput = None,
+        needles: str | Sequence[str] | None = None,
+        *,
+        case_sensitive: bool = False,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run(
+            "not_contains", structural.not_contains, output, needles, case_sensitive=case_sensitive, name=name
+        )
+
+    def one_of(
+        self,
+        output: CheckInput = None,
+        labels: Sequence[str] | None = None,
+        *,
+        case_sensitive: bool = True,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run(
+            "one_of", structural.one_of, output, labels, case_sensitive=case_sensitive, name=name
+        )
+
+    # --- boundary and metadata ------------------------------------------------------------
+
+    def no_refusal(
+        self, output: CheckInput = None, *, extra_phrases: Sequence[str] = (), name: str | None = None
+    ) -> CheckResult:
+        return self._run("no_refusal", boundary.no_refusal, output, extra_phrases=extra_phrases, name=name)
+
+    def refuses(
+        self, output: CheckInput = None, *, extra_phrases: Sequence[str] = (), name: str | None = None
+    ) -> CheckResult:
+        return self._run("refuses", boundary.refuses, output, extra_phrases=extra_phrases, name=name)
+
+    def tool_called(
+        self,
+        output: CheckInput = None,
+        tool: str | None = None,
+        *,
+        schema: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run("tool_called", boundary.tool_called, output, tool, schema=schema, name=name)
+
+    def label_confidence(
+        self,
+        output: CheckInput = None,
+        label: str | None = None,
+        *,
+        threshold: float = 0.5,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run(
+            "label_confidence", boundary.label_confidence, output, label, threshold=threshold, name=name
+        )
+
+    def finish_reason(
+        self,
+        output: CheckInput = None,
+        expected: str | Collection[str] | None = None,
+        *,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run("finish_reason", boundary.finish_reason, output, expected, name=name)
+
+    def model_echo(
+        self,
+        output: CheckInput = None,
+        requested: str | None = None,
+        *,
+        accept: Collection[str] = (),
+        name: str | None = None,
+    ) -> CheckResult:
+        """``requested`` defaults to the recorded request's model, else this collector's ``model``."""
+
+        def run(out: CheckInput, req: str | None, **kw: Any) -> CheckResult:
+            from pytest_modelmigrate.checks.result import resolve_output
+
+            call = resolve_output(out, "model_echo").call
+            fallback = call.model_requested if call is not None and call.model_requested else self.model
+            return boundary.model_echo(out, req or fallback, **kw)
+
+        return self._run("model_echo", run, output, requested, accept=accept, name=name)
+
+    # --- semantic -------------------------------------------------------------------------
+
+    def similar(
+        self,
+        output: CheckInput = None,
+        reference: str | None = None,
+        *,
+        min_score: float = 0.8,
+        scorer: Embedder | str | None = None,
+        name: str | None = None,
+    ) -> CheckResult:
+        use = self._scorer(scorer, "similar")
+        return self._run(
+            "similar", similarity.similar, output, reference, min_score=min_score, scorer=use, name=name
+        )
+
+    def drift(
+        self,
+        output: CheckInput = None,
+        *,
+        min_score: float | None = None,
+        scorer: Embedder | str | None = None,
+        incumbent: str | None = None,
+        name: str | None = None,
+    ) -> CheckResult:
+        """Compare with the incumbent's output (from the plugin, or ``incumbent=`` text)."""
+        use = self._scorer(scorer, "drift")
+        source: str | Callable[[], str | None] | None = incumbent
+        if source is None:
+            source = self._incumbent_output
+        return self._run(
+            "drift", similarity.drift, output, source, min_score=min_score, scorer=use, name=name
+        )
+
+    def judge(
+        self,
+        output: CheckInput = None,
+        rubric: str | None = None,
+        *,
+        min_score: float | None = None,
+        judge: Judge | None = None,
+        name: str | None = None,
+    ) -> CheckResult:
+        return self._run(
+            "judge",
+            judge_mod.judge,
+            output,
+            rubric,
+            judge=judge or self.judge_config,
+            min_score=min_score,
+            name=name,
+        )

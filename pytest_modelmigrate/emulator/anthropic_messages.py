@@ -1,0 +1,154 @@
+"""Anthropic messages, ``POST /v1/messages``: JSON and the SSE event sequence."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .calls import Call, Event, Outcome, RequestError, ToolDef, content_text, optional_int, require_model
+from .tokens import split_pieces
+
+__all__ = ["events", "parse", "render"]
+
+
+def parse(body: dict[str, Any], *, count_only: bool = False) -> Call:
+    model = require_model(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(
+            "messages: Field required" if messages is None else "messages: must be a non-empty list"
+        )
+    max_tokens = optional_int(body, "max_tokens")
+    if max_tokens is None and not count_only:
+        raise RequestError("max_tokens: Field required")
+    system_text = content_text(body.get("system"))
+    user: list[str] = []
+    every: list[str] = [system_text] if system_text else []
+    for message in messages:
+        if not isinstance(message, dict):
+            raise RequestError("messages: each message must be an object")
+        text = content_text(message.get("content"))
+        every.append(text)
+        if message.get("role") == "user":
+            user.append(text)
+    config = body.get("output_config")
+    fmt = (config.get("format") if isinstance(config, dict) else None) or body.get("output_format")
+    schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+    tools = tuple(
+        ToolDef(str(t.get("name", "")), t.get("input_schema") or {})
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and "name" in t
+    )
+    choice = body.get("tool_choice")
+    forced: str | None = None
+    if isinstance(choice, dict):
+        if choice.get("type") == "any":
+            forced = ""
+        elif choice.get("type") == "tool":
+            forced = str(choice.get("name", ""))
+    return Call(
+        api="messages",
+        model=model,
+        prompt="\n".join(([system_text] if system_text else []) + user),
+        last_user=user[-1] if user else "",
+        input_text="\n".join(every),
+        messages=len(messages),
+        stream=bool(body.get("stream")),
+        max_tokens=max_tokens,
+        json_mode=schema is not None,
+        schema=schema if isinstance(schema, dict) else None,
+        tools=tools,
+        forced_tool=forced,
+        body=body,
+    )
+
+
+def _stop_reason(out: Outcome) -> str:
+    if out.refusal is not None:
+        return "refusal"
+    if out.tool_calls:
+        return "tool_use"
+    return "max_tokens" if out.truncated else "end_turn"
+
+
+def _input(arguments: str) -> dict[str, Any]:
+    try:
+        value = json.loads(arguments)
+    except json.JSONDecodeError:
+        return {"_unparsed_arguments": arguments}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _blocks(out: Outcome) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    text = out.refusal if out.refusal is not None else out.text
+    if text is not None and (text or not out.tool_calls):
+        blocks.append({"type": "text", "text": text, "citations": None})
+    blocks.extend(
+        {"type": "tool_use", "id": f"toolu_{tc.id}", "name": tc.name, "input": _input(tc.arguments)}
+        for tc in out.tool_calls
+    )
+    return blocks
+
+
+def _usage(out: Outcome, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": out.input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+    }
+
+
+def _stop_details(out: Outcome) -> dict[str, Any] | None:
+    if out.refusal is None:
+        return None
+    return {"type": "refusal", "category": None, "explanation": out.refusal}
+
+
+def _message(out: Outcome, *, done: bool) -> dict[str, Any]:
+    return {
+        "id": f"msg_{out.ident[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": out.model,
+        "content": _blocks(out) if done else [],
+        "stop_reason": _stop_reason(out) if done else None,
+        "stop_sequence": None,
+        "stop_details": _stop_details(out) if done else None,
+        "usage": _usage(out, out.output_tokens if done else 1),
+    }
+
+
+def render(call: Call, out: Outcome) -> dict[str, Any]:
+    return _message(out, done=True)
+
+
+def events(call: Call, out: Outcome) -> list[Event]:
+    result: list[Event] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        result.append((kind, {"type": kind, **fields}))
+
+    emit("message_start", message=_message(out, done=False))
+    emit("ping")
+    for index, block in enumerate(_blocks(out)):
+        if block["type"] == "text":
+            emit("content_block_start", index=index, content_block={**block, "text": ""})
+            for piece in split_pieces(block["text"]):
+                emit("content_block_delta", index=index, delta={"type": "text_delta", "text": piece})
+        else:
+            emit("content_block_start", index=index, content_block={**block, "input": {}})
+            arguments = json.dumps(block["input"], ensure_ascii=False)
+            for start in range(0, len(arguments), 16):
+                delta = {"type": "input_json_delta", "partial_json": arguments[start : start + 16]}
+                emit("content_block_delta", index=index, delta=delta)
+        emit("content_block_stop", index=index)
+    emit(
+        "message_delta",
+        delta={"stop_reason": _stop_reason(out), "stop_sequence": None, "stop_details": _stop_details(out)},
+        usage={"output_tokens": out.output_tokens},
+    )
+    emit("message_stop")
+    return result

@@ -1,0 +1,129 @@
+"""What every API module shares: the parsed request (:class:`Call`) and the concrete answer
+(:class:`Outcome`) that the engine picks for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .script import ErrorSpec
+
+__all__ = [
+    "Call",
+    "Event",
+    "Outcome",
+    "OutcomeToolCall",
+    "RequestError",
+    "ToolDef",
+    "content_text",
+    "optional_int",
+    "require_model",
+]
+
+
+class RequestError(ValueError):
+    """A request the real API would reject with 400 (missing model, bad JSON, ...)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    name: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A request, reduced to what decides the answer.
+
+    ``prompt`` is the text the script's rules match: the system text (or instructions) and the
+    user messages, joined by newlines. ``input_text`` is every text of the request (for the
+    prompt token count).
+    """
+
+    api: str  # "chat" | "responses" | "messages" | "embeddings"
+    model: str
+    prompt: str
+    last_user: str = ""
+    input_text: str = ""
+    messages: int = 1
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    json_mode: bool = False
+    schema: dict[str, Any] | None = None
+    tools: tuple[ToolDef, ...] = ()
+    forced_tool: str | None = None  # a tool name, or "" for "any tool" (required / any)
+    logprobs: bool = False
+    top_logprobs: int = 0
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutcomeToolCall:
+    id: str  # hex; each API adds its prefix (call_, fc_, toolu_)
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    model: str  # the model name echoed back
+    ident: str  # hex used for response ids
+    text: str | None = None
+    refusal: str | None = None
+    tool_calls: tuple[OutcomeToolCall, ...] = ()
+    truncated: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    confidence: float = 0.9
+    token_factor: float = 1.0
+    error: ErrorSpec | None = None
+    latency_ms: float = 0.0
+    where: str = "auto"
+
+
+# A server-sent event: (event name or None, JSON data or the literal "[DONE]").
+Event = tuple[str | None, object]
+
+
+def content_text(content: object) -> str:
+    """The text of a message ``content``: a string, or a list of parts carrying ``text``
+    (``text``/``input_text``/``output_text`` parts; Anthropic ``tool_result`` content too)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict):
+                if isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+                elif "content" in part:
+                    texts.append(content_text(part["content"]))
+        return "\n".join(t for t in texts if t)
+    return ""
+
+
+def require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError("you must provide a model parameter", param="model")
+    return model
+
+
+def optional_int(body: dict[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RequestError(f"Invalid '{name}': expected a positive integer, got {value!r}", param=name)
+        return value
+    return None

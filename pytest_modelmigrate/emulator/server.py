@@ -1,0 +1,385 @@
+"""The emulator's HTTP server: a stdlib ``ThreadingHTTPServer`` in a background thread that answers
+with the paths and body shapes of the real OpenAI and Anthropic APIs, so the real SDKs reach it
+through ``base_url`` alone."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, TextIO
+
+from . import anthropic_messages, openai_chat, openai_embeddings, openai_responses
+from .calls import Call, Event, Outcome, RequestError
+from .engine import Engine
+from .errors import anthropic_error, openai_error
+from .script import Script, load_script
+from .tokens import count_tokens
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["Emulator", "ServedRequest"]
+
+ScriptSource = Script | Mapping[str, Any] | str | os.PathLike[str] | None
+
+_Api = tuple[Callable[[dict[str, Any]], Call], Callable[[Call, Outcome], dict[str, Any]]]
+_POST_ROUTES: dict[str, _Api] = {
+    "/v1/chat/completions": (openai_chat.parse, openai_chat.render),
+    "/v1/responses": (openai_responses.parse, openai_responses.render),
+    "/v1/embeddings": (openai_embeddings.parse, openai_embeddings.render),
+    "/v1/messages": (anthropic_messages.parse, anthropic_messages.render),
+}
+_STREAMERS: dict[str, Callable[[Call, Outcome], list[Event]]] = {
+    "chat": openai_chat.events,
+    "responses": openai_responses.events,
+    "messages": anthropic_messages.events,
+}
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """One request the emulator answered, for tests that count or inspect calls."""
+
+    method: str
+    path: str
+    model: str | None
+    prompt: str
+    status: int
+    where: str  # the script rule or default that answered ("auto" when the script said nothing)
+
+
+def coerce_script(script: ScriptSource) -> Script:
+    if script is None:
+        return Script()
+    if isinstance(script, Script):
+        return script
+    if isinstance(script, Mapping):
+        return Script.from_dict(dict(script))
+    if isinstance(script, (str, os.PathLike)):
+        return load_script(script)
+    raise TypeError(f"script must be None, a path, a dict or a Script, not {type(script).__name__}")
+
+
+class Emulator:
+    """A local stand-in for the OpenAI and Anthropic HTTP APIs, driven by a :class:`Script`.
+
+    >>> with Emulator({"models": {"emu-a": {"default": "hello"}}}, time_scale=0) as emu:
+    ...     client = openai.OpenAI(base_url=emu.url + "/v1", api_key="x")  # doctest: +SKIP
+
+    ``time_scale`` multiplies every scripted latency (0 disables the sleeps).
+    """
+
+    def __init__(
+        self,
+        script: ScriptSource = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+        *,
+        log: TextIO | None = None,
+    ) -> None:
+        if time_scale < 0:
+            raise ValueError(f"time_scale must be >= 0, got {time_scale}")
+        self.script = coerce_script(script)
+        self.host = host
+        self.port = port
+        self.time_scale = time_scale
+        self.log = log
+        self._engine = Engine(self.script)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._served: list[ServedRequest] = []
+        self._served_lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """The base URL, ``http://HOST:PORT`` with no trailing slash (OpenAI clients add ``/v1``)."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def requests(self) -> list[ServedRequest]:
+        with self._served_lock:
+            return list(self._served)
+
+    def start(self) -> Emulator:
+        if self._server is not None:
+            return self
+        server = _Server((self.host, self.port), _Handler)
+        server.emulator = self
+        self._server = server
+        # A short poll interval keeps stop() quick: shutdown() waits for the next poll.
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.02,), name="modelmigrate-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            server.close_open_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def reset(self) -> None:
+        """Forget the per-(model, prompt) request counters, so the next run draws the same
+        sequence of stochastic replies again; also clears :attr:`requests`."""
+        self._engine.reset()
+        with self._served_lock:
+            self._served.clear()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _record(self, served: ServedRequest) -> None:
+        with self._served_lock:
+            self._served.append(served)
+        if self.log is not None:
+            model = f" model={served.model}" if served.model else ""
+            print(
+                f"{served.method} {served.path}{model} -> {served.status} ({served.where})",
+                file=self.log,
+                flush=True,
+            )
+
+    def _sleep(self, latency_ms: float) -> None:
+        delay = latency_ms * self.time_scale / 1000
+        if delay > 0:
+            time.sleep(delay)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    emulator: Emulator
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that drops a kept-alive connection is normal; anything else is reported."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+    def close_open_connections(self) -> None:
+        """End kept-alive client connections, so no handler thread answers after ``stop()``."""
+        with self.sockets_lock:
+            sockets = list(self.open_sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):  # already closed by the client
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
+    server_version = "modelmigrate-emulator"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.sockets_lock:
+            self.server.open_sockets.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.sockets_lock:
+            self.server.open_sockets.discard(self.connection)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the stdlib's per-request stderr lines; ``Emulator(log=...)`` logs instead."""
+
+    @property
+    def emulator(self) -> Emulator:
+        return self.server.emulator
+
+    @property
+    def route(self) -> str:
+        return self.path.split("?", 1)[0].rstrip("/") or "/"
+
+    def is_anthropic(self) -> bool:
+        return "anthropic-version" in self.headers or self.route.startswith("/v1/messages")
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def send_json(self, status: int, body: object, extra: Mapping[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_events(self, events: list[Event], extra: Mapping[str, str]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.end_headers()
+        try:
+            for name, data in events:
+                text = data if isinstance(data, str) else json.dumps(data)
+                frame = (f"event: {name}\n" if name else "") + f"data: {text}\n\n"
+                payload = frame.encode()
+                self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+            self.close_connection = True
+
+    def send_error_body(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        request_id = f"req_{os.urandom(12).hex()}"
+        if self.is_anthropic():
+            body = anthropic_error(status, message, type_, request_id)
+            self.send_json(status, body, {"request-id": request_id})
+        else:
+            self.send_json(
+                status, openai_error(status, message, type_, code, param), {"x-request-id": request_id}
+            )
+
+    def served(self, model: str | None, prompt: str, status: int, where: str) -> None:
+        """Record the request; called before the answer is written, so a client that has its
+        answer always finds the request in ``Emulator.requests``."""
+        self.emulator._record(ServedRequest(self.command, self.route, model, prompt, status, where))
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def read_body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestError(f"We could not parse the JSON body of your request ({exc})") from None
+        if not isinstance(body, dict):
+            raise RequestError("The request body must be a JSON object")
+        return body
+
+    # -- verbs ------------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        route = self.route
+        names = [name for name in self.emulator.script.models if not any(ch in name for ch in "*?[")]
+        if route == "/v1/models":
+            if self.is_anthropic():
+                data = [_anthropic_model(n) for n in names]
+                body: dict[str, Any] = {
+                    "data": data,
+                    "has_more": False,
+                    "first_id": names[0] if names else None,
+                    "last_id": names[-1] if names else None,
+                }
+            else:
+                body = {"object": "list", "data": [_openai_model(n) for n in names]}
+            self.served(None, "", 200, "models")
+            self.send_json(200, body)
+            return
+        if route.startswith("/v1/models/"):
+            name = route.removeprefix("/v1/models/")
+            if self.emulator.script.model(name) is not None or not self.emulator.script.strict_models:
+                self.served(name, "", 200, "models")
+                self.send_json(200, _anthropic_model(name) if self.is_anthropic() else _openai_model(name))
+                return
+        self.not_found()
+
+    def do_POST(self) -> None:
+        route = self.route
+        try:
+            body = self.read_body()
+            if route == "/v1/messages/count_tokens":
+                call = anthropic_messages.parse(body, count_only=True)
+                tokens = count_tokens(call.input_text, self.emulator.script.token_factor)
+                self.served(call.model, call.prompt, 200, "count_tokens")
+                self.send_json(200, {"input_tokens": tokens})
+                return
+            api = _POST_ROUTES.get(route)
+            if api is None:
+                self.not_found()
+                return
+            parse, render = api
+            call = parse(body)
+        except RequestError as exc:
+            self.served(None, "", 400, "bad request")
+            self.send_error_body(400, exc.message, param=exc.param)
+            return
+        outcome = self.emulator._engine.resolve(call)
+        self.emulator._sleep(outcome.latency_ms)
+        if outcome.error is not None:
+            err = outcome.error
+            self.served(call.model, call.prompt, err.status, outcome.where)
+            self.send_error_body(err.status, err.message, type_=err.type, code=err.code)
+            return
+        extra = {"x-modelmigrate-rule": outcome.where}
+        if self.is_anthropic():
+            extra["request-id"] = f"req_{outcome.ident[:24]}"
+        else:
+            extra["x-request-id"] = f"req_{outcome.ident[:32]}"
+            extra["openai-processing-ms"] = str(round(outcome.latency_ms))
+        streamer = _STREAMERS.get(call.api)
+        self.served(call.model, call.prompt, 200, outcome.where)
+        if call.stream and streamer is not None:
+            self.send_events(streamer(call, outcome), extra)
+        else:
+            self.send_json(200, render(call, outcome), extra)
+
+    def not_found(self) -> None:
+        self.served(None, "", 404, "unknown path")
+        self.send_error_body(
+            404,
+            f"Unknown request URL: {self.command} {self.route}. Please check the URL and method.",
+            code="unknown_url",
+        )
+
+    def do_PUT(self) -> None:
+        self.not_found()
+
+    def do_DELETE(self) -> None:
+        self.not_found()
+
+    def do_PATCH(self) -> None:
+        self.not_found()
+
+
+def _openai_model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 1767225600, "owned_by": "modelmigrate-emulator"}
+
+
+def _anthropic_model(name: str) -> dict[str, Any]:
+    return {"type": "model", "id": name, "display_name": name, "created_at": "2026-01-01T00:00:00Z"}

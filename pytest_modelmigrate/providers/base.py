@@ -1,0 +1,101 @@
+"""What the plugin reads from one recorded HTTP call, whatever API produced it.
+
+Pure module: no pytest import. The parsers in this package turn one vcrpy interaction
+(the request dict and the response dict as a cassette stores them) into a :class:`Call`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class CassetteFormatError(ValueError):
+    """A recorded interaction that cannot be read; the message names the file and the index."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the provider reported them (``None`` where it reported nothing)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    # Tokens read from or written to a prompt cache, and reasoning tokens, where reported.
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    # The arguments as the model wrote them (a JSON text for OpenAI, already an object for Anthropic).
+    arguments_text: str
+    arguments: Any = None  # parsed JSON where it parses, else None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderError:
+    status: int
+    type: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to a model API and what came back.
+
+    ``provider`` is ``"openai"`` or ``"anthropic"`` (``"unknown"`` for traffic we do not parse).
+    ``endpoint`` is one of ``"chat.completions"``, ``"responses"``, ``"messages"``,
+    ``"embeddings"`` or ``"other"``.
+    """
+
+    provider: str
+    endpoint: str
+    method: str
+    url: str
+    status: int
+    streaming: bool
+    model_requested: str | None = None
+    model_echoed: str | None = None
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    refusal: str | None = None
+    error: ProviderError | None = None
+    # Per output token: (token, logprob) pairs where the provider returned logprobs.
+    logprobs: tuple[tuple[str, float], ...] | None = None
+    # Embedding vectors for an embeddings call.
+    embeddings: tuple[tuple[float, ...], ...] | None = None
+    # Wall-clock latency measured while recording (ms); None for cassettes that lack it.
+    latency_ms: float | None = None
+    # The parsed response JSON (non-streaming) or the list of SSE event payloads (streaming).
+    raw: Any = None
+    request_json: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and 200 <= self.status < 300
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe metrics of this call, without bodies (what results carry)."""
+        return {
+            "provider": self.provider,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "streaming": self.streaming,
+            "model_requested": self.model_requested,
+            "model_echoed": self.model_echoed,
+            "finish_reason": self.finish_reason,
+            "usage": asdict(self.usage),
+            "latency_ms": self.latency_ms,
+            "error": asdict(self.error) if self.error else None,
+            "refusal": self.refusal is not None,
+        }

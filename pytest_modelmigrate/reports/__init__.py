@@ -1,0 +1,1 @@
+"""Renderers for a migration run: terminal, JSON (with its schema), Markdown, HTML."""

@@ -1,0 +1,333 @@
+"""The HTML report: one self-contained file (inline CSS, no scripts, no external assets).
+
+Pure; takes the run dict. Every piece of text from tests, checks and models is escaped. Colour
+never carries meaning alone: each matrix cell also shows its counts and a ✓/✗/~ mark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape as _escape
+from typing import TYPE_CHECKING, Any
+
+from ..cassettes import write_atomically
+from ..metrics import run_metrics
+from ..results import short_test_name
+from .breakdown import format_count, run_breakdown
+from .markdown import MAX_MESSAGE, failing_outcomes
+from .terminal import cell_text, delta_phrases, metrics_rows, shows_intervals
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["rate_colour", "render_html", "write_html"]
+
+MAX_FAILURES = 200
+# Plain symbols, not emoji: they render with the fonts any system has.
+VERDICT_MARK = {"migrate": "✓", "re-engineer": "✗", "investigate": "?"}
+
+_CSS = """
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24;
+  background: #fff; margin: 0; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 22px; margin: 0 0 12px; }
+h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
+.gate { font-size: 16px; font-weight: 600; padding: 10px 14px; border-radius: 6px; margin: 0 0 8px; }
+.gate.pass { background: #dafbe1; border: 1px solid #2da44e; }
+.gate.fail { background: #ffebe9; border: 1px solid #cf222e; }
+.gate.none { background: #f6f8fa; border: 1px solid #d0d7de; }
+.context, .note { color: #57606a; font-size: 12px; }
+table { border-collapse: collapse; margin: 6px 0; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
+thead th { background: #f6f8fa; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.matrix td.cell { text-align: center; white-space: nowrap; font-variant-numeric: tabular-nums;
+  color: #111; min-width: 110px; }
+.matrix tr.group th, .matrix tr.group td { font-weight: 600; border-top: 2px solid #8c959f; }
+.matrix tr.total th, .matrix tr.total td { font-weight: 700; border-top: 2px solid #57606a; }
+.matrix th.test { font-weight: normal; padding-left: 22px; font-family: ui-monospace, monospace;
+  font-size: 12px; }
+td.none { background: #f6f8fa; color: #57606a; }
+.verdict-migrate { color: #116329; font-weight: 600; }
+.verdict-re-engineer { color: #a40e26; font-weight: 600; }
+.verdict-investigate { color: #7d4e00; font-weight: 600; }
+details { margin: 6px 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px 10px; }
+summary { cursor: pointer; }
+pre { background: #f6f8fa; padding: 8px; overflow-x: auto; white-space: pre-wrap;
+  word-break: break-word; font-size: 12px; }
+code { font-family: ui-monospace, monospace; font-size: 12px; }
+"""
+
+
+def esc(value: object) -> str:
+    return _escape(str(value), quote=True)
+
+
+def rate_colour(rate: float | None) -> str:
+    """Red (0%) through amber to green (100%), light enough for dark text (contrast ≥ 7:1).
+
+    The hue follows rate³: pass rates cluster near 100%, so 97% and 80% must look different
+    (80% is amber-yellow, 50% already red-orange).
+    """
+    if rate is None:
+        return "#f6f8fa"
+    hue = round(120 * max(0.0, min(1.0, rate)) ** 3)
+    return f"hsl({hue}, 65%, 82%)"
+
+
+def _mark(cell: Mapping[str, Any] | None) -> str:
+    if not cell or not cell.get("total"):
+        return ""
+    if cell["passed"] == cell["total"]:
+        return "✓ "
+    return "✗ " if cell["passed"] == 0 else "~ "
+
+
+def _cell(cell: Mapping[str, Any] | None, interval: bool) -> str:
+    if not cell or not cell.get("total"):
+        return '<td class="cell none">not run</td>'
+    rate = cell["passed"] / cell["total"]
+    return (
+        f'<td class="cell" style="background:{rate_colour(rate)}">'
+        f"{_mark(cell)}{esc(cell_text(cell, interval=interval))}</td>"
+    )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    """Header cells are escaped here; row cells are HTML already."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _gate(run: Mapping[str, Any]) -> str:
+    gate = run.get("gate")
+    if not isinstance(gate, Mapping):
+        return '<p class="gate none">No migration gate evaluated for this run.</p>'
+    ok = bool(gate.get("passed"))
+    mark, word, cls = ("✓", "passed", "pass") if ok else ("✗", "FAILED", "fail")
+    return (
+        f'<p class="gate {cls}">{mark} Migration gate {word} ({esc(gate.get("mode", "?"))}): '
+        f"{esc(gate.get('reason', ''))}</p>"
+    )
+
+
+def _title(run: Mapping[str, Any]) -> str:
+    models = [str(m["id"]) for m in run.get("models") or []]
+    incumbent = run.get("incumbent")
+    candidates = [m for m in models if m != incumbent]
+    if incumbent and candidates:
+        return f"Model migration: {incumbent} → {', '.join(candidates)}"
+    return f"Model migration: {', '.join(models) or 'no models'}"
+
+
+def _context(run: Mapping[str, Any]) -> str:
+    tool = run.get("tool") or {}
+    parts = [
+        f"incumbent {run.get('incumbent')}" if run.get("incumbent") else "no incumbent",
+        f"{run['samples']} sample(s) per test" if isinstance(run.get("samples"), int) else "",
+        f"{len(run.get('outcomes') or [])} test × model result(s)",
+        f"record mode {run.get('record_mode', '?')}",
+        str(run.get("created", "")),
+        f"{tool.get('name', 'pytest-modelmigrate')} {tool.get('version', '')}".strip(),
+    ]
+    return '<p class="context">' + " · ".join(esc(p) for p in parts if p) + "</p>"
+
+
+def _verdicts(run: Mapping[str, Any]) -> str:
+    gate = run.get("gate")
+    if not isinstance(gate, Mapping) or not gate.get("verdicts"):
+        return ""
+    rows = []
+    for group, per in gate["verdicts"].items():
+        for cand, v in per.items():
+            verdict = str(v.get("verdict", ""))
+            rows.append(
+                [
+                    f"<td>{esc(group)}</td>",
+                    f"<td>{esc(cand)}</td>",
+                    f'<td class="verdict-{esc(verdict)}">{VERDICT_MARK.get(verdict, "")} {esc(verdict)}</td>',
+                    f"<td>{esc(v.get('reason', ''))}</td>",
+                ]
+            )
+    return (
+        "<section><h2>Verdicts</h2>"
+        + _table(["prompt group", "candidate", "verdict", "reason"], rows)
+        + "</section>"
+    )
+
+
+def _matrix(run: Mapping[str, Any]) -> str:
+    matrix = run.get("matrix") or {}
+    models: list[str] = list(matrix.get("models") or [])
+    if not models:
+        return ""
+    interval = shows_intervals(run)
+    rows: list[list[str]] = []
+    classes: list[str] = []
+    for group in matrix.get("groups") or []:
+        rows.append(
+            [f'<th scope="row">{esc(group["name"])}</th>']
+            + [_cell(group["totals"].get(m), interval) for m in models]
+        )
+        classes.append("group")
+        for row in group["tests"]:
+            label = esc(short_test_name(row["name"], group["name"]))
+            rows.append(
+                [f'<th scope="row" class="test" title="{esc(row["name"])}">{label}</th>']
+                + [_cell(row["cells"].get(m), interval) for m in models]
+            )
+            classes.append("")
+    rows.append(
+        ['<th scope="row">total</th>']
+        + [_cell((matrix.get("totals") or {}).get(m), interval) for m in models]
+    )
+    classes.append("total")
+    head = "<th>test</th>" + "".join(f"<th>{esc(m)}</th>" for m in models)
+    body = "".join(
+        (f'<tr class="{c}">' if c else "<tr>") + "".join(row) + "</tr>"
+        for row, c in zip(rows, classes, strict=True)
+    )
+    legend = "✓ every sample passed · ~ some passed · ✗ none passed · colour: red 0% → green 100%"
+    if interval:
+        legend += " · (95% Wilson interval)"
+    return (
+        f'<section><h2>Pass rates</h2><table class="matrix"><thead><tr>{head}</tr></thead>'
+        f'<tbody>{body}</tbody></table><p class="note">{esc(legend)}</p></section>'
+    )
+
+
+def _checks(run: Mapping[str, Any]) -> str:
+    breakdown = run_breakdown(run)
+    models: list[str] = list(breakdown.get("models") or [])
+    checks: Mapping[str, Mapping[str, Any]] = breakdown.get("checks") or {}
+    if not checks:
+        return ""
+    rows = []
+    for name, per in checks.items():
+        cells = [f'<th scope="row"><code>{esc(name)}</code></th>']
+        for m in models:
+            c = per.get(m)
+            if not c or not c.get("total"):
+                cells.append('<td class="cell none">-</td>')
+                continue
+            rate = 1 - c["failed"] / c["total"]
+            tests = c.get("tests") or []
+            title = f' title="{esc("failed in: " + ", ".join(tests))}"' if tests else ""
+            style = f"background:{rate_colour(rate)}"
+            cells.append(f'<td class="cell" style="{style}"{title}>{esc(format_count(c))} failed</td>')
+        rows.append(cells)
+    return (
+        "<section><h2>Checks</h2>"
+        '<p class="note">Failed samples / samples in which the check ran, per model.</p>'
+        + _table(["check", *models], rows, "matrix")
+        + "</section>"
+    )
+
+
+def _metrics(run: Mapping[str, Any]) -> str:
+    metrics = run_metrics(run)
+    rows = metrics_rows(metrics)
+    if not rows or not any(m.get("calls") for m in (metrics.get("models") or {}).values()):
+        return ""
+    header = [
+        "model",
+        "calls",
+        "p50",
+        "p95",
+        "input tok/test",
+        "output tok/test",
+        "cost/test",
+        "cost",
+        "errors",
+        "refusals",
+    ]
+    html_rows = [[f"<td>{esc(r[0])}</td>"] + [f'<td class="num">{esc(c)}</td>' for c in r[1:]] for r in rows]
+    out = "<section><h2>Latency, tokens, cost</h2>" + _table(header, html_rows)
+    deltas = metrics.get("deltas") or {}
+    if deltas:
+        items = "".join(
+            f"<li><strong>{esc(c)}</strong> vs {esc(metrics.get('incumbent'))}: "
+            f"{esc(', '.join(delta_phrases(d)))}</li>"
+            for c, d in deltas.items()
+        )
+        out += f"<ul>{items}</ul>"
+    out += (
+        f'<p class="note">Latency measured at record time; percentiles {esc(metrics.get("percentile", ""))}; '
+        "per test = per sample run; n/a = no price or no tokens recorded.</p></section>"
+    )
+    return out
+
+
+def _baseline(run: Mapping[str, Any]) -> str:
+    comparison = run.get("baseline")
+    if not isinstance(comparison, Mapping):
+        return ""
+    regressions = comparison.get("regressions") or []
+    items = "".join(
+        f"<li>{esc(c.get('test'))} on <strong>{esc(c.get('model'))}</strong>: "
+        f"{esc(c.get('describe', ''))}</li>"
+        for c in regressions
+    )
+    summary = (
+        f"{len(regressions)} regression(s), {len(comparison.get('improved') or [])} improved, "
+        f"{len(comparison.get('appeared') or [])} new, {len(comparison.get('disappeared') or [])} gone"
+    )
+    return f"<section><h2>Against the baseline</h2><p>{esc(summary)}</p><ul>{items}</ul></section>"
+
+
+def _failures(run: Mapping[str, Any]) -> str:
+    failing = failing_outcomes(run)
+    if not failing:
+        return ""
+    parts = [f"<section><h2>Failing tests ({len(failing)})</h2>"]
+    for o in failing[:MAX_FAILURES]:
+        failed_checks = sorted({str(c.get("name")) for c in o.get("checks") or [] if not c.get("passed")})
+        message = str(o.get("message") or "")
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"\n... ({len(message) - MAX_MESSAGE} more characters)"
+        parts.append(
+            f"<details><summary><code>{esc(o.get('test', o.get('nodeid', '')))}</code> on "
+            f"<strong>{esc(o.get('model', ''))}</strong>: {esc(o.get('outcome', ''))}, "
+            f"{esc(o.get('passed', 0))}/{esc(o.get('total', 0))} sample(s) passed</summary>"
+        )
+        if failed_checks:
+            parts.append(f"<p>failed checks: {esc(', '.join(failed_checks))}</p>")
+        if message:
+            parts.append(f"<pre>{esc(message)}</pre>")
+        parts.append("</details>")
+    if len(failing) > MAX_FAILURES:
+        parts.append(f'<p class="note">{len(failing) - MAX_FAILURES} more failing test(s) not shown.</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render_html(run: Mapping[str, Any]) -> str:
+    """The whole report as one HTML document."""
+    title = _title(run)
+    body = "\n".join(
+        part
+        for part in (
+            f"<h1>{esc(title)}</h1>",
+            _gate(run),
+            _context(run),
+            _verdicts(run),
+            _matrix(run),
+            _checks(run),
+            _metrics(run),
+            _baseline(run),
+            _failures(run),
+        )
+        if part
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    )
+
+
+def write_html(path: Path, run: Mapping[str, Any]) -> None:
+    write_atomically(path, render_html(run))

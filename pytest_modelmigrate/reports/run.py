@@ -1,0 +1,63 @@
+"""The run file: every test × model outcome and the matrix, as JSON with a shipped JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..cassettes import write_atomically
+from ..models import ModelSpec
+from ..results import Outcome, build_matrix
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = "run.schema.json"
+
+
+def build_run(
+    *,
+    outcomes: Sequence[Outcome],
+    models: Sequence[ModelSpec],
+    incumbent: str | None,
+    record_mode: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A JSON-safe dict of the whole run (see ``run.schema.json``)."""
+    model_ids = [spec.id for spec in models]
+    matrix = build_matrix(outcomes, model_ids)
+    run: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "pytest-modelmigrate", "version": __version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "record_mode": record_mode,
+        "models": [spec.to_dict() for spec in models],
+        "incumbent": incumbent,
+        "outcomes": [o.to_dict() for o in outcomes],
+        "matrix": matrix.to_dict(),
+    }
+    if extra:
+        run.update(extra)
+    return run
+
+
+def write_json(path: Path, run: Mapping[str, Any]) -> None:
+    write_atomically(path, json.dumps(run, indent=2, sort_keys=False) + "\n")
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate_run(run: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``run`` does not follow the shipped schema."""
+    import jsonschema
+
+    jsonschema.validate(instance=run, schema=load_schema())

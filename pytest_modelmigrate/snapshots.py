@@ -1,0 +1,67 @@
+"""A syrupy extension that keeps one snapshot set per model: ``__snapshots__/<model>/<module>/``.
+
+Importing this module imports syrupy (the optional ``snapshots`` extra); nothing else in the
+package does. Use it through the plugin's fixture, or directly::
+
+    @pytest.fixture
+    def snapshot(snapshot):
+        return snapshot.use_extension(ModelSnapshotExtension)
+
+The model id is the test's ``model`` parameter (``item.callspec.params["model"]``). Tests not
+parametrized over ``model`` keep syrupy's usual ``__snapshots__/<module>/`` layout.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from syrupy.extensions.json import JSONSnapshotExtension
+
+if TYPE_CHECKING:
+    from syrupy.location import PyTestLocation
+
+__all__ = ["MODEL_PARAM", "ModelSnapshotExtension", "model_id_of", "safe_dirname"]
+
+MODEL_PARAM = "model"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
+
+
+def safe_dirname(model_id: str) -> str:
+    """``model_id`` as one directory name (``/`` and ``:`` become ``_``; never empty, ``.`` or ``..``)."""
+    cleaned = _UNSAFE.sub("_", model_id).strip()
+    return cleaned if cleaned not in ("", ".", "..") else "_"
+
+
+def model_id_of(item: Any) -> str | None:
+    """The model a test item runs with: its ``model`` parameter, or ``None`` when it has none.
+
+    A parameter value that is not a string is read through ``.id``/``.name`` (a model spec) and
+    then ``str()``.
+    """
+    callspec = getattr(item, "callspec", None)
+    params = getattr(callspec, "params", None)
+    if not isinstance(params, dict) or MODEL_PARAM not in params:
+        return None
+    value = params[MODEL_PARAM]
+    if isinstance(value, str):
+        return value
+    for attr in ("id", "name"):
+        named = getattr(value, attr, None)
+        if isinstance(named, str) and named:
+            return named
+    return str(value)
+
+
+class ModelSnapshotExtension(JSONSnapshotExtension):
+    """JSON snapshots under ``__snapshots__/<model>/<test module>/<test name>.json``."""
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        base = str(JSONSnapshotExtension.dirname(test_location=test_location))
+        model = model_id_of(test_location.item)
+        if model is None:
+            return base
+        module_dir = Path(base)  # .../__snapshots__/<module>
+        return str(module_dir.parent / safe_dirname(model) / module_dir.name)

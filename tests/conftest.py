@@ -1,0 +1,107 @@
+"""Shared fixtures for the plugin's own suite."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+# Imported here once: pytester's in-process runs restore sys.modules afterwards, so an SDK first
+# imported inside a pytester project would be imported again (seconds) on every run.
+import anthropic  # noqa: F401
+import openai  # noqa: F401
+import pytest
+
+from pytest_modelmigrate.emulator import Emulator
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+# The application under test in pytester projects: real SDK calls, base URL from the environment.
+APP = """
+import asyncio
+import os
+
+import anthropic
+import openai
+
+URL = os.environ["EMU_URL"]
+
+
+def openai_client():
+    return openai.OpenAI(base_url=URL + "/v1", api_key=os.environ.get("OPENAI_API_KEY", "x"), max_retries=0)
+
+
+def anthropic_client():
+    return anthropic.Anthropic(base_url=URL, api_key=os.environ.get("ANTHROPIC_API_KEY", "x"), max_retries=0)
+
+
+def chat(model, prompt):
+    r = openai_client().chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}])
+    return r.choices[0].message.content
+
+
+def chat_stream(model, prompt):
+    stream = openai_client().chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], stream=True,
+        stream_options={"include_usage": True},
+    )
+    return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def chat_async(model, prompt):
+    async def go():
+        client = openai.AsyncOpenAI(base_url=URL + "/v1", api_key="x", max_retries=0)
+        r = await client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}])
+        return r.choices[0].message.content
+    return asyncio.run(go())
+
+
+def claude(model, prompt):
+    r = anthropic_client().messages.create(model=model, max_tokens=100, messages=[{"role": "user", "content": prompt}])
+    return "".join(b.text for b in r.content if b.type == "text")
+
+
+def claude_stream(model, prompt):
+    with anthropic_client().messages.stream(
+        model=model, max_tokens=100, messages=[{"role": "user", "content": prompt}]
+    ) as stream:
+        return stream.get_final_message().content[0].text
+
+
+def claude_async(model, prompt):
+    async def go():
+        client = anthropic.AsyncAnthropic(base_url=URL, api_key="x", max_retries=0)
+        r = await client.messages.create(model=model, max_tokens=100, messages=[{"role": "user", "content": prompt}])
+        return r.content[0].text
+    return asyncio.run(go())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(port=free_port(), time_scale=0.0) as emu:
+        yield emu
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    """A pytester project with the app module, pointed at a running emulator."""
+    monkeypatch.setenv("EMU_URL", emulator.url)
+    monkeypatch.setenv("COLUMNS", "120")
+    for name in list(os.environ):
+        if name.endswith("_API_KEY"):
+            monkeypatch.delenv(name)
+    pytester.makepyfile(app=APP)
+    pytester.syspathinsert()
+    return pytester

@@ -1,0 +1,108 @@
+"""baseline.py: saving a run and comparing a new run with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_reports import finish_run, make_run, outcome
+
+from pytest_modelmigrate.baseline import BaselineError, compare_runs, load_run, save_baseline
+from pytest_modelmigrate.reports.markdown import render_markdown
+from pytest_modelmigrate.reports.run import validate_run
+
+
+def _run(results: dict[tuple[str, str], list[str]]) -> dict[str, object]:
+    return finish_run(
+        [outcome(test, model, samples) for (test, model), samples in results.items()], ["a", "b"], gate=False
+    )
+
+
+def test_compare_classifies_every_test_model() -> None:
+    p, f = ["passed"], ["failed"]
+    old = _run(
+        {("t.py::keep", "a"): p, ("t.py::breaks", "b"): p, ("t.py::fixed", "b"): f, ("t.py::gone", "a"): p}
+    )
+    new = _run(
+        {("t.py::keep", "a"): p, ("t.py::breaks", "b"): f, ("t.py::fixed", "b"): p, ("t.py::new", "a"): f}
+    )
+    c = compare_runs(old, new)
+    assert [(x.test, x.model) for x in c.regressions] == [("t.py::breaks", "b")]
+    assert c.regressions[0].describe() == "1/1 -> 0/1"
+    assert [x.test for x in c.improved] == ["t.py::fixed"]
+    assert [x.test for x in c.appeared] == ["t.py::new"]
+    assert [x.test for x in c.disappeared] == ["t.py::gone"]
+    assert c.unchanged == 1
+    assert c.regressed
+    assert "metric_deltas" in c.to_dict() and set(c.metric_deltas) == {"a", "b"}
+    assert c.lines()[0].startswith("against baseline of ")
+    json.dumps(c.to_dict())
+
+
+def test_compare_with_samples_uses_fisher() -> None:
+    def sampled(k: int) -> list[str]:
+        return ["passed"] * k + ["failed"] * (20 - k)
+
+    old = _run({("t.py::x", "a"): sampled(19), ("t.py::y", "a"): sampled(14)})
+    new = _run({("t.py::x", "a"): sampled(11), ("t.py::y", "a"): sampled(13)})
+    c = compare_runs(old, new)
+    assert [x.test for x in c.regressions] == ["t.py::x"]
+    assert c.regressions[0].p_value is not None and c.regressions[0].p_value < 0.05
+    assert [x.test for x in c.lower] == ["t.py::y"]  # lower, not significant: no regression
+
+
+def test_skipped_on_one_side_is_not_compared() -> None:
+    old = _run({("t.py::x", "a"): ["passed"]})
+    new = _run({("t.py::x", "a"): ["skipped"]})
+    c = compare_runs(old, new)
+    assert not c.regressed and len(c.not_compared) == 1
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    run = make_run()
+    run["outcomes"][0]["dataset"] = [{"id": "ex1", "expected": "a", "predicted": "a"}]
+    run["outcomes"][1]["message"] = "x" * 5000
+    run["outcomes"][1]["checks"][0]["details"] = {"big": "y" * 1000}
+    path = tmp_path / "baselines" / "run.json"
+    save_baseline(run, path)
+    loaded = load_run(path)
+    validate_run(loaded)
+    assert "dataset" not in loaded["outcomes"][0]
+    assert len(loaded["outcomes"][1]["message"]) < 2100
+    assert "details" not in loaded["outcomes"][1]["checks"][0]
+    assert not compare_runs(loaded, run).regressed
+    assert list(tmp_path.joinpath("baselines").iterdir()) == [path]  # no temp file left
+
+
+def test_comparison_rides_in_the_run_and_reports(tmp_path: Path) -> None:
+    old, new = make_run(regress=False), make_run()
+    new["baseline"] = compare_runs(old, new).to_dict()
+    validate_run(new)
+    md = render_markdown(new)
+    assert "### Against the baseline" in md
+    assert "❌ 1 regression(s), 0 improved, 0 new, 0 gone" in md
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{oops", "not JSON (line 1, column 2"),
+        ("[1, 2]", "not a pytest-modelmigrate run (a JSON object is expected)"),
+        ('{"a": 1}', "no schema_version"),
+        ('{"schema_version": 99, "outcomes": [], "models": []}', "schema_version 99 is not supported"),
+        ('{"schema_version": 1, "models": []}', "'outcomes' missing or not a list"),
+    ],
+)
+def test_not_a_run_names_the_path(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "thing.json"
+    path.write_text(content)
+    with pytest.raises(BaselineError) as info:
+        load_run(path)
+    assert str(info.value).startswith(str(path))
+    assert expected in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(BaselineError, match="no such file"):
+        load_run(tmp_path / "nope.json")

@@ -1,0 +1,468 @@
+"""Markdown, HTML, the per-check breakdown, the terminal additions and the migration document."""
+
+from __future__ import annotations
+
+import html.parser
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_modelmigrate.gate import GatePolicy, Tally, evaluate
+from pytest_modelmigrate.metrics import compute_metrics
+from pytest_modelmigrate.models import ModelSpec
+from pytest_modelmigrate.pricing import Price
+from pytest_modelmigrate.reports.breakdown import breakdown_lines, check_breakdown
+from pytest_modelmigrate.reports.html import rate_colour, render_html, write_html
+from pytest_modelmigrate.reports.markdown import escape, render_markdown
+from pytest_modelmigrate.reports.migration_doc import render_migration_doc
+from pytest_modelmigrate.reports.run import build_run, validate_run
+from pytest_modelmigrate.reports.terminal import fmt_usd, metrics_lines, verdict_lines
+from pytest_modelmigrate.results import Outcome
+
+REPO = Path(__file__).resolve().parent.parent
+PRICES = {"gpt-4o": Price(input=2.5, output=10.0), "gpt-5": Price(input=1.25, output=10.0)}
+
+
+# -- building realistic runs ------------------------------------------------------------------
+
+
+def call(
+    model: str, latency: float | None, inp: int | None = 100, out: int | None = 20, **extra: Any
+) -> dict[str, Any]:
+    """A ``Call.summary()`` dict."""
+    data: dict[str, Any] = {
+        "provider": "openai",
+        "endpoint": "chat.completions",
+        "status": 200,
+        "streaming": False,
+        "model_requested": model,
+        "model_echoed": f"{model}-2026-01-01",
+        "finish_reason": "stop",
+        "usage": {
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cached_input_tokens": None,
+            "reasoning_tokens": None,
+        },
+        "latency_ms": latency,
+        "error": None,
+        "refusal": False,
+    }
+    data.update(extra)
+    return data
+
+
+def outcome(
+    test: str,
+    model: str,
+    samples: Sequence[str] = ("passed",),
+    *,
+    group: str | None = None,
+    checks: Iterable[tuple[str, bool]] = (),
+    calls: Sequence[dict[str, Any]] | None = None,
+    message: str | None = None,
+    prompt: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """One (test, model); ``checks`` are (name, passed) per sample (repeated for each sample)."""
+    check_list = list(checks)
+    worst = "failed" if "failed" in samples else samples[0]
+    o = Outcome(
+        nodeid=f"{test}[{model}]",
+        test=test,
+        model=model,
+        group=group or test.split("::", 1)[0],
+        outcome=worst,
+        samples=list(samples) if len(samples) > 1 else [],
+        checks=[
+            {
+                "name": name,
+                "passed": ok,
+                "message": None if ok else f"{name} failed",
+                "score": None,
+                "sample": i,
+            }
+            for i in range(len(samples))
+            for name, ok in check_list
+        ],
+        calls=list(calls if calls is not None else [call(model, 500.0)]),
+        duration=0.5,
+        cassette=f"cassettes/{model}/{test}.yaml",
+        message=message,
+    )
+    if prompt is not None:
+        o.extra["prompt"] = dict(prompt)
+    return o
+
+
+def finish_run(
+    outcomes: Sequence[Outcome], models: Sequence[str], *, samples: int = 1, gate: bool = True
+) -> dict[str, Any]:
+    """What plugin.py builds: build_run, then the gate, breakdown and metrics."""
+    run = build_run(
+        outcomes=outcomes,
+        models=[ModelSpec(m, m) for m in models],
+        incumbent=models[0],
+        record_mode="none",
+        extra={"samples": samples},
+    )
+    if gate:
+        groups: dict[str, dict[str, dict[str, Tally]]] = {}
+        for o in outcomes:
+            groups.setdefault(o.group, {}).setdefault(o.test, {})[o.model] = Tally(
+                o.passed_samples, o.total_samples
+            )
+        result = evaluate(groups, list(models), GatePolicy(mode="no-regression"))
+        run["gate"] = result.to_dict()
+    run["checks"] = check_breakdown(run["outcomes"], models)
+    run["metrics"] = compute_metrics(run["outcomes"], models, models[0], PRICES)
+    return run
+
+
+TRIAGE = {
+    "name": "ticket-triage",
+    "purpose": "Route a ticket to one queue",
+    "sensitivities": ["label set", "JSON only"],
+}
+
+
+def make_run(*, regress: bool = True, evil: bool = False) -> dict[str, Any]:
+    """gpt-4o against gpt-5: a triage prompt (2 tests) and a summary module (1 test)."""
+    name = "tests/prompts/test_triage.py::test_refund"
+    evil_name = "tests/prompts/test_triage.py::test_<script>alert(1)</script>"
+    outcomes = [
+        outcome(
+            name,
+            "gpt-4o",
+            group="ticket-triage",
+            checks=[("json_strict", True), ("one_of", True)],
+            prompt=TRIAGE,
+        ),
+        outcome(
+            name,
+            "gpt-5",
+            ["failed"] if regress else ["passed"],
+            group="ticket-triage",
+            checks=[("json_strict", not regress), ("one_of", True)],
+            calls=[call("gpt-5", 900.0, 120, 40)],
+            message="AssertionError: json_strict: output is not JSON: ```fenced``` | <b>bold</b>"
+            if regress
+            else None,
+            prompt=TRIAGE,
+        ),
+        outcome(
+            evil_name if evil else "tests/prompts/test_triage.py::test_tech",
+            "gpt-4o",
+            group="ticket-triage",
+            prompt=TRIAGE,
+            checks=[("one_of", True)],
+        ),
+        outcome(
+            evil_name if evil else "tests/prompts/test_triage.py::test_tech",
+            "gpt-5",
+            group="ticket-triage",
+            prompt=TRIAGE,
+            checks=[("one_of", True)],
+            calls=[call("gpt-5", 700.0, 120, 40)],
+        ),
+        outcome("tests/prompts/test_summary.py::test_short", "gpt-4o", checks=[("bullets", True)]),
+        outcome(
+            "tests/prompts/test_summary.py::test_short",
+            "gpt-5",
+            checks=[("bullets", True)],
+            calls=[call("gpt-5", 800.0, 120, 40)],
+        ),
+    ]
+    return finish_run(outcomes, ["gpt-4o", "gpt-5"])
+
+
+def make_sampled_run(n: int = 20) -> dict[str, Any]:
+    """Five samples-based tests: gpt-5 breaks ``bullets`` in every sample of one test."""
+    outcomes = []
+    for i in range(3):
+        test = f"tests/prompts/test_summary.py::test_case_{i}"
+        outcomes.append(
+            outcome(test, "gpt-4o", ["passed"] * n, checks=[("json_strict", True), ("bullets", True)])
+        )
+        bad = i == 0
+        samples = ["failed"] * n if bad else ["passed"] * (n - 1) + ["failed"]
+        checks: list[tuple[str, bool]] = [("json_strict", True), ("bullets", not bad)]
+        outcomes.append(
+            outcome(test, "gpt-5", samples, checks=checks, message="bullets: expected 3" if bad else None)
+        )
+    return finish_run(outcomes, ["gpt-4o", "gpt-5"], samples=n)
+
+
+def make_demo_run(n: int = 10) -> dict[str, Any]:
+    """A small but varied run for the screenshot: a prompt group and a module, 10 samples."""
+
+    def calls(model: str, base: float, inp: int, out: int) -> list[dict[str, Any]]:
+        return [call(model, base + 37 * (i % 5), inp, out + i) for i in range(n)]
+
+    outcomes = []
+    triage = [("test_refund", 10, 10), ("test_outage", 9, 4), ("test_sales_lead", 10, 10)]
+    for name, inc_ok, cand_ok in triage:
+        test = f"tests/prompts/test_triage.py::{name}"
+        for model, ok, base in (("gpt-4o", inc_ok, 620.0), ("gpt-5", cand_ok, 910.0)):
+            samples = ["passed"] * ok + ["failed"] * (n - ok)
+            o = outcome(
+                test, model, samples, group="ticket-triage", prompt=TRIAGE, calls=calls(model, base, 180, 22)
+            )
+            o.checks = [{"name": "json_strict", "passed": True, "sample": i} for i in range(n)] + [
+                {"name": "one_of", "passed": i < ok, "sample": i} for i in range(n)
+            ]
+            if ok < n:
+                o.message = "one_of: 'outage' is not one of ['billing', 'tech', 'sales']"
+            outcomes.append(o)
+    for i, (inc_ok, cand_ok) in enumerate([(10, 10), (10, 9)]):
+        test = f"tests/prompts/test_summary.py::test_summary[case{i}]"
+        for model, ok, base in (("gpt-4o", inc_ok, 1400.0), ("gpt-5", cand_ok, 1650.0)):
+            samples = ["passed"] * ok + ["failed"] * (n - ok)
+            o = outcome(test, model, samples, checks=[], calls=calls(model, base, 900, 140))
+            o.checks = [
+                {"name": "bullets", "passed": s == "passed", "sample": j} for j, s in enumerate(samples)
+            ]
+            if ok < n:
+                o.message = "bullets: expected 3 bullet points, got 2"
+            outcomes.append(o)
+    return finish_run(outcomes, ["gpt-4o", "gpt-5"], samples=n)
+
+
+# -- HTML helpers --------------------------------------------------------------------------------
+
+
+class _Checker(html.parser.HTMLParser):
+    """Well-formedness of the tags we write: every non-void tag closed in order; collects text."""
+
+    VOID = frozenset({"meta", "br", "hr", "img", "link", "input"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> with open {self.stack[-3:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse_html(doc: str) -> _Checker:
+    checker = _Checker()
+    checker.feed(doc)
+    checker.close()
+    assert checker.errors == []
+    assert checker.stack == []
+    return checker
+
+
+# -- the run dicts are valid ------------------------------------------------------------------------
+
+
+def test_built_runs_follow_the_schema() -> None:
+    for run in (make_run(), make_run(regress=False, evil=True), make_sampled_run(), make_demo_run()):
+        validate_run(run)
+
+
+# -- breakdown --------------------------------------------------------------------------------------
+
+
+def test_breakdown_counts_per_sample() -> None:
+    run = make_sampled_run(n=20)
+    checks = run["checks"]["checks"]
+    assert checks["bullets"]["gpt-4o"]["failed"] == 0
+    assert checks["bullets"]["gpt-4o"]["total"] == 60
+    assert checks["bullets"]["gpt-5"]["failed"] == 20
+    assert checks["bullets"]["gpt-5"]["tests"] == ["tests/prompts/test_summary.py::test_case_0"]
+    assert checks["json_strict"]["gpt-5"] == {"failed": 0, "total": 60, "tests": []}
+    assert list(checks) == ["bullets", "json_strict"]  # worst first
+    lines = breakdown_lines(run["checks"])
+    assert lines[0].split() == ["check", "gpt-4o", "gpt-5"]
+    assert lines[1].split() == ["bullets", "0/60", "20/60"]
+    assert lines[2].split() == ["json_strict", "0/60", "0/60"]
+    assert [line.split() for line in breakdown_lines(run["checks"], failing_only=True)] == [
+        ["check", "gpt-4o", "gpt-5"],
+        ["bullets", "0/60", "20/60"],
+    ]
+
+
+def test_breakdown_check_run_twice_in_one_sample_counts_once() -> None:
+    o = outcome("t.py::test_a", "m", checks=[("json", True)]).to_dict()
+    o["checks"].append({"name": "json", "passed": False, "sample": 0})
+    result = check_breakdown([o], ["m"])
+    assert result["checks"]["json"]["m"]["failed"] == 1
+    assert result["checks"]["json"]["m"]["total"] == 1
+
+
+def test_breakdown_lines_cap_rows() -> None:
+    outcomes = [outcome("t.py::test_a", "m", checks=[(f"c{i}", False) for i in range(5)]).to_dict()]
+    lines = breakdown_lines(check_breakdown(outcomes, ["m"]), max_rows=2)
+    assert len(lines) == 4
+    assert lines[-1] == "... 3 more check(s) not shown"
+    assert breakdown_lines(check_breakdown([], ["m"])) == []
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+
+def test_markdown_gate_line_comes_first_and_tables_follow() -> None:
+    md = render_markdown(make_run())
+    lines = md.splitlines()
+    assert lines[0] == "## Model migration: gpt-4o → gpt-5"
+    assert lines[2].startswith("❌ **Migration gate FAILED** (no-regression): 1 regression(s) against gpt-4o")
+    assert "| prompt group | candidate | verdict | reason |" in md
+    assert "| ticket-triage | gpt-5 | ❌ re-engineer |" in md
+    assert "| test | gpt-4o | gpt-5 |" in md
+    assert "| &nbsp;&nbsp;test\\_triage.py::test\\_refund | ✅ 1/1 100% | ❌ 0/1 0% |" in md
+    assert "| **total** | **3/3 100%** | **2/3 67%** |" in md
+    assert "| json\\_strict | 0/1 | 1/1 |" in md  # only failing checks
+    assert "bullets" not in md.split("### Checks that failed")[1].split("###")[0]
+    assert "<details><summary>Failing tests (1)</summary>" in md
+    # the message holds ``` so the fence is longer; its HTML stays inside the code block
+    assert "````text\nAssertionError: json_strict: output is not JSON: ```fenced``` | <b>bold</b>\n````" in md
+
+
+def test_markdown_passing_run_and_no_gate() -> None:
+    run = make_run(regress=False)
+    md = render_markdown(run)
+    assert "✅ **Migration gate passed** (no-regression): no regression against gpt-4o" in md
+    assert "<details>" not in md
+    del run["gate"]
+    assert "⚪ **No migration gate evaluated**" in render_markdown(run)
+
+
+def test_markdown_intervals_with_samples_and_metrics() -> None:
+    md = render_markdown(make_sampled_run(n=20))
+    assert "20/20 100% (84–100%)" in md  # Wilson 95% for 20/20
+    assert "0/20 0% (0–16%)" in md
+    assert "_Pass rate over samples, with its 95% Wilson interval._" in md
+    assert "| model | calls | p50 | p95 |" in md
+    assert "- **gpt-5** vs gpt-4o: latency p50 ×1.00 (+0 ms)" in md
+
+
+def test_markdown_escapes_user_text() -> None:
+    md = render_markdown(make_run(regress=False, evil=True))
+    assert "<script>" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert escape("a|b\nc_d") == "a\\|b c\\_d"
+
+
+def test_markdown_caps_rows_for_big_suites() -> None:
+    outcomes = []
+    for i in range(200):
+        for m in ("a", "b"):
+            bad = m == "b" and i % 50 == 0
+            outcomes.append(
+                outcome(
+                    f"t.py::test_{i}", m, ["failed" if bad else "passed"], message="boom" if bad else None
+                )
+            )
+    md = render_markdown(finish_run(outcomes, ["a", "b"]), max_rows=10, max_failures=2)
+    assert "test\\_0 |" in md and "test\\_50 |" in md
+    assert "test\\_1 |" not in md
+    assert "_196 test row(s) not shown (tests that pass on every model, and beyond 10 rows)" in md
+    assert "_2 more failing test(s) not shown._" in md
+    assert len(md) < 10_000
+
+
+# -- HTML -------------------------------------------------------------------------------------------
+
+
+def test_html_is_well_formed_and_self_contained() -> None:
+    doc = render_html(make_run())
+    checker = parse_html(doc)
+    assert checker.tags.count("html") == 1
+    assert "script" not in checker.tags
+    assert "link" not in checker.tags and "img" not in checker.tags
+    assert "http://" not in doc and "https://" not in doc
+    text = " ".join(checker.text)
+    assert "✗ Migration gate FAILED (no-regression)" in text
+    assert "✗ 0/1 0%" in text and "✓ 1/1 100%" in text
+    assert "re-engineer" in text
+    assert "AssertionError: json_strict: output is not JSON: ```fenced``` | <b>bold</b>" in text  # as text
+
+
+def test_html_escapes_script_in_test_names() -> None:
+    doc = render_html(make_run(regress=False, evil=True))
+    checker = parse_html(doc)
+    assert "script" not in checker.tags
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in doc
+    assert "test_<script>alert(1)</script>" in " ".join(checker.text)
+
+
+def test_rate_colour_goes_red_to_green() -> None:
+    assert rate_colour(0.0) == "hsl(0, 65%, 82%)"
+    assert rate_colour(1.0) == "hsl(120, 65%, 82%)"
+    assert rate_colour(0.5) == "hsl(15, 65%, 82%)"
+    assert rate_colour(0.8) == "hsl(61, 65%, 82%)"
+    assert rate_colour(None) == "#f6f8fa"
+
+
+@pytest.mark.slow
+def test_html_in_headless_chromium(tmp_path: Path) -> None:
+    """Render the report in a real browser; the screenshot is kept for the README."""
+    chromium = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    run = make_demo_run()
+    validate_run(run)
+    page = tmp_path / "report.html"
+    write_html(page, run)
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1100,1500", f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert shot.stat().st_size > 10_000
+    target = REPO / "docs" / "img" / "report.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, target)
+
+
+# -- terminal and migration document ------------------------------------------------------------------
+
+
+def test_verdict_lines_from_the_gate_dict() -> None:
+    lines = verdict_lines(make_run()["gate"])
+    assert lines[-1].startswith("migration gate (no-regression): FAILED: 1 regression(s) against gpt-4o")
+    assert any(line.startswith("ticket-triage") and "gpt-5: re-engineer" in line for line in lines)
+
+
+def test_metrics_lines() -> None:
+    lines = metrics_lines(make_run()["metrics"])
+    assert lines[0].split()[:4] == ["model", "calls", "p50", "p95"]
+    assert lines[1].split()[:4] == ["gpt-4o", "3", "500", "ms"]
+    # gpt-5: latencies 700, 800, 900 → p50 800; cost per test (120·1.25 + 40·10)/1e6
+    assert "gpt-5" in lines[2] and "800 ms" in lines[2] and "$0.00055" in lines[2]
+    assert lines[3].startswith("gpt-5 vs gpt-4o: latency p50 ×1.60 (+300 ms)")
+    assert fmt_usd(None) == "n/a"
+
+
+def test_migration_doc() -> None:
+    doc = render_migration_doc(make_run())
+    assert doc.startswith("# Prompt migration matrix\n")
+    assert "## ticket-triage" in doc
+    assert "**Purpose:** Route a ticket to one queue" in doc
+    assert "- label set\n- JSON only" in doc
+    assert "- gpt-5: ❌ **re-engineer**:" in doc
+    assert "### Regression cases" in doc and "| test\\_triage.py::test\\_refund | 1/1 100% | 0/1 0% |" in doc
+    assert "| gpt-5 | 1/2 50% | 700 ms | 900 ms | 120 | 40 | $0.00055 |" in doc
+    summary = doc.split("## tests/prompts/test\\_summary.py")[1]
+    assert "**Purpose:** _not stated_" in summary and "_none recorded_" in summary
