@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,6 @@ from .models import MarkerFilter, ModelSpec, ModelSpecError, marker_filter, merg
 from .results import PROPERTY, RECORD_VERSION, ResultCollector, default_group
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Generator, Iterator
 
     from .cassettes import CassetteSession
@@ -106,6 +106,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DROP",
         help="Pass-rate drop (0 to 1) a candidate may show before it counts as a regression (default: 0)",
     )
+    group.addoption(
+        "--migration-markdown",
+        action="store",
+        dest="modelmigrate_markdown",
+        default=None,
+        metavar="PATH",
+        help="Write the report as Markdown (for a PR comment) to PATH; "
+        "it is also appended to $GITHUB_STEP_SUMMARY when that is set",
+    )
+    group.addoption(
+        "--migration-html",
+        action="store",
+        dest="modelmigrate_html",
+        default=None,
+        metavar="PATH",
+        help="Write the report as one self-contained HTML file to PATH",
+    )
+    group.addoption(
+        "--migration-baseline-save",
+        action="store",
+        dest="modelmigrate_baseline_save",
+        default=None,
+        metavar="PATH",
+        help="Save this run as a baseline (JSON, meant to be committed) to PATH",
+    )
+    group.addoption(
+        "--migration-baseline-compare",
+        action="store",
+        dest="modelmigrate_baseline_compare",
+        default=None,
+        metavar="PATH",
+        help="Compare this run with a saved baseline; regressions against it count for the gate",
+    )
     parser.addini(
         "modelmigrate_models",
         type="string",
@@ -182,6 +215,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="pattern=provider lines mapping model names to openai or anthropic (default: claude*=anthropic)",
     )
     parser.addini(
+        "modelmigrate_prices",
+        type="linelist",
+        default=[],
+        help="Prices in USD per million tokens, one model a line: 'gpt-4o: input=2.50 output=10.00'",
+    )
+    parser.addini(
+        "modelmigrate_prices_file",
+        type="string",
+        default="",
+        help="A JSON or TOML price table, relative to the rootdir",
+    )
+    parser.addini(
         "modelmigrate_emulator_script",
         type="string",
         default="",
@@ -216,6 +261,11 @@ class MigrationConfig:
     cassette_dir: str
     json_path: Path | None
     models_source: str
+    markdown_path: Path | None = None
+    html_path: Path | None = None
+    baseline_save: Path | None = None
+    baseline_compare: Path | None = None
+    prices: dict[str, Any] = field(default_factory=dict)
     samples: int = 1
     gate_mode: str = "strict"
     tolerance: float = 0.0
@@ -297,7 +347,6 @@ def _resolve_config(config: pytest.Config) -> MigrationConfig:
         record_mode = RECORD_MODE_DISABLED
     else:
         record_mode = config.getoption("record_mode", default=None) or "none"
-    json_option = config.getoption("modelmigrate_json")
     gate_mode = config.getoption("modelmigrate_gate") or str(config.getini("modelmigrate_gate") or "strict")
     if gate_mode not in GATE_MODES:
         raise ModelSpecError(f"ini modelmigrate_gate: {gate_mode!r} is not one of {', '.join(GATE_MODES)}")
@@ -314,7 +363,12 @@ def _resolve_config(config: pytest.Config) -> MigrationConfig:
         incumbent=incumbent,
         record_mode=record_mode,
         cassette_dir=str(config.getini("modelmigrate_cassette_dir") or "cassettes"),
-        json_path=Path(json_option).resolve() if json_option else None,
+        json_path=_option_path(config, "modelmigrate_json"),
+        markdown_path=_option_path(config, "modelmigrate_markdown"),
+        html_path=_option_path(config, "modelmigrate_html"),
+        baseline_save=_option_path(config, "modelmigrate_baseline_save"),
+        baseline_compare=_option_path(config, "modelmigrate_baseline_compare"),
+        prices=_prices(config),
         models_source=source,
         samples=samples,
         gate_mode=gate_mode,
@@ -325,6 +379,24 @@ def _resolve_config(config: pytest.Config) -> MigrationConfig:
             str(config.getini("modelmigrate_min_drop")), "modelmigrate_min_drop", lower_open=True
         ),
     )
+
+
+def _option_path(config: pytest.Config, dest: str) -> Path | None:
+    value = config.getoption(dest)
+    return Path(value).resolve() if value else None
+
+
+def _prices(config: pytest.Config) -> dict[str, Any]:
+    from .pricing import PriceError, price_table
+
+    lines = [str(line) for line in config.getini("modelmigrate_prices")]
+    file_value = str(config.getini("modelmigrate_prices_file") or "")
+    if not lines and not file_value:
+        return {}
+    try:
+        return dict(price_table(lines, file_value or None, base_dir=Path(config.rootpath)))
+    except PriceError as exc:
+        raise ModelSpecError(str(exc)) from None
 
 
 def _positive_int(text: str, where: str) -> int:
@@ -774,6 +846,18 @@ class MigrationPlugin:
         self.datasets: dict[tuple[str, str], list[Example]] = {}
         self._gate: GateResult | None = None
         self.other_failures = 0
+        self.run: dict[str, Any] | None = None
+        self.written: list[Path] = []
+        self.baseline: dict[str, Any] | None = None
+        self.baseline_lines: list[str] = []
+        self.baseline_regressed = False
+        if settings.baseline_compare is not None and not self.is_worker:
+            from .baseline import BaselineError, load_run
+
+            try:
+                self.baseline = load_run(settings.baseline_compare)
+            except BaselineError as exc:
+                raise pytest.UsageError(f"--migration-baseline-compare: {exc}") from None
 
     @property
     def scrubber(self) -> Scrubber:
@@ -1171,10 +1255,16 @@ class MigrationPlugin:
         }
 
     def build_run(self) -> dict[str, Any]:
+        """The whole run as JSON-safe data: what every report renders."""
+        from .metrics import compute_metrics
+        from .reports.breakdown import check_breakdown
         from .reports.run import build_run
 
+        settings = self.settings
+        specs = settings.selected or settings.registry
+        incumbent = settings.incumbent.id if settings.incumbent else None
         gate = self.gate()
-        extra: dict[str, Any] = {"samples": self.settings.samples}
+        extra: dict[str, Any] = {"samples": settings.samples}
         if gate is not None:
             extra["gate"] = {**gate.to_dict(), "policy": gate.policy.to_dict()}
         datasets = self.dataset_metrics()
@@ -1185,57 +1275,135 @@ class MigrationPlugin:
             }
         run = build_run(
             outcomes=self.collector.outcomes(),
-            models=self.settings.selected or self.settings.registry,
-            incumbent=self.settings.incumbent.id if self.settings.incumbent else None,
-            record_mode=self.settings.record_mode,
+            models=specs,
+            incumbent=incumbent,
+            record_mode=settings.record_mode,
             extra=extra,
         )
+        run["checks"] = check_breakdown(run["outcomes"], self.model_ids)
+        run["metrics"] = compute_metrics(
+            run["outcomes"],
+            self.model_ids,
+            incumbent,
+            settings.prices,
+            model_names={s.id: s.name for s in specs},
+        )
+        if self.baseline is not None:
+            from .baseline import compare_runs
+
+            comparison = compare_runs(self.baseline, run, alpha=settings.alpha)
+            run["baseline"] = comparison.to_dict()
+            self.baseline_lines = comparison.lines()
+            self.baseline_regressed = comparison.regressed
         self.config.hook.pytest_modelmigrate_run(config=self.config, run=run)
         return run
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        if self.is_worker or not self.collector.outcomes():
+        run = self.run
+        if self.is_worker or run is None:
             return
-        from .reports.terminal import matrix_lines
+        from .reports.breakdown import breakdown_lines
+        from .reports.terminal import matrix_lines, metrics_lines
 
+        write = terminalreporter.write_line
         terminalreporter.section("model migration matrix")
         for line in matrix_lines(self.matrix()):
-            terminalreporter.write_line(line)
+            write(line)
+        failing = breakdown_lines(run["checks"], failing_only=True)
+        if failing:
+            write("")
+            write("checks that failed (failed samples / samples, per model):")
+            for line in failing:
+                write("  " + line)
         datasets = self.dataset_metrics()
-        if datasets:
+        for test, by_model in datasets.items():
             from .datasets import render_dataset_lines
 
-            for test, by_model in datasets.items():
-                terminalreporter.write_line("")
-                for line in render_dataset_lines(by_model, title=test):
-                    terminalreporter.write_line(line)
+            write("")
+            for line in render_dataset_lines(by_model, title=test):
+                write(line)
+        metrics = metrics_lines(run["metrics"])
+        if metrics:
+            write("")
+            for line in metrics:
+                write(line)
+        for line in self.baseline_lines:
+            write(line)
         gate = self.gate()
         if gate is not None:
-            terminalreporter.write_line("")
+            write("")
             lines = gate.lines()
             for line in lines[:-1]:
-                terminalreporter.write_line(line)
-            passed = lines[-1].startswith("migration gate: PASSED")
-            terminalreporter.write_line(lines[-1], green=passed, red=not passed, bold=True)
+                write(line)
+            final = lines[-1]
+            if self.baseline_regressed and self.settings.gate_mode != "report":
+                final = "migration gate: FAILED: regressions against the baseline " + str(
+                    self.settings.baseline_compare
+                )
+            passed = final.startswith("migration gate: PASSED")
+            write(final, green=passed, red=not passed, bold=True)
+        for path in self.written:
+            write(f"migration report written: {path}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker:
+        if self.is_worker or not self.collector.outcomes():
             return
+        self.run = run = self.build_run()
         gate = self.gate()
         judged = session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
         if gate is not None and self.settings.gate_mode != "strict" and judged:
-            failed = self.other_failures > 0 or not gate.passed
+            failed = self.other_failures > 0 or (
+                self.settings.gate_mode == "no-regression" and (not gate.passed or self.baseline_regressed)
+            )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
-        path = self.settings.json_path
-        if path is None:
-            return
+        elif self.baseline_regressed and judged and self.settings.gate_mode == "strict":
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self._write_reports(run)
+
+    def _write_reports(self, run: dict[str, Any]) -> None:
+        settings = self.settings
+        outputs: list[tuple[str, Path | None, Any]] = []
         from .reports.run import write_json
 
-        try:
-            write_json(path, self.build_run())
-        except OSError as exc:
-            raise pytest.UsageError(f"--migration-json: cannot write {path}: {exc.strerror}") from None
+        outputs.append(("--migration-json", settings.json_path, write_json))
+        if settings.markdown_path is not None:
+            from .reports.markdown import write_markdown
+
+            outputs.append(("--migration-markdown", settings.markdown_path, write_markdown))
+        if settings.html_path is not None:
+            from .reports.html import write_html
+
+            outputs.append(("--migration-html", settings.html_path, write_html))
+        if settings.baseline_save is not None:
+            from .baseline import save_baseline
+
+            outputs.append(
+                (
+                    "--migration-baseline-save",
+                    settings.baseline_save,
+                    lambda path, run: save_baseline(run, path),
+                )
+            )
+        for option, path, writer in outputs:
+            if path is None:
+                continue
+            try:
+                writer(path, run)
+            except OSError as exc:
+                raise pytest.UsageError(f"{option}: cannot write {path}: {exc.strerror or exc}") from None
+            self.written.append(path)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            from .reports.markdown import render_markdown
+
+            try:
+                with open(summary, "a", encoding="utf-8") as handle:
+                    handle.write(render_markdown(run) + "\n")
+            except OSError as exc:
+                raise pytest.UsageError(
+                    f"$GITHUB_STEP_SUMMARY: cannot append to {summary}: {exc.strerror}"
+                ) from None
 
 
 def _first_line(exc: BaseException) -> str:

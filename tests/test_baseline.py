@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from test_reports import finish_run, make_run, outcome
@@ -11,6 +11,9 @@ from test_reports import finish_run, make_run, outcome
 from pytest_modelmigrate.baseline import BaselineError, compare_runs, load_run, save_baseline
 from pytest_modelmigrate.reports.markdown import render_markdown
 from pytest_modelmigrate.reports.run import validate_run
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _run(results: dict[tuple[str, str], list[str]]) -> dict[str, object]:
@@ -35,7 +38,8 @@ def test_compare_classifies_every_test_model() -> None:
     assert [x.test for x in c.disappeared] == ["t.py::gone"]
     assert c.unchanged == 1
     assert c.regressed
-    assert "metric_deltas" in c.to_dict() and set(c.metric_deltas) == {"a", "b"}
+    assert "metric_deltas" in c.to_dict()
+    assert set(c.metric_deltas) == {"a", "b"}
     assert c.lines()[0].startswith("against baseline of ")
     json.dumps(c.to_dict())
 
@@ -48,7 +52,8 @@ def test_compare_with_samples_uses_fisher() -> None:
     new = _run({("t.py::x", "a"): sampled(11), ("t.py::y", "a"): sampled(13)})
     c = compare_runs(old, new)
     assert [x.test for x in c.regressions] == ["t.py::x"]
-    assert c.regressions[0].p_value is not None and c.regressions[0].p_value < 0.05
+    assert c.regressions[0].p_value is not None
+    assert c.regressions[0].p_value < 0.05
     assert [x.test for x in c.lower] == ["t.py::y"]  # lower, not significant: no regression
 
 
@@ -56,7 +61,8 @@ def test_skipped_on_one_side_is_not_compared() -> None:
     old = _run({("t.py::x", "a"): ["passed"]})
     new = _run({("t.py::x", "a"): ["skipped"]})
     c = compare_runs(old, new)
-    assert not c.regressed and len(c.not_compared) == 1
+    assert not c.regressed
+    assert len(c.not_compared) == 1
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from test_reports import make_run, parse_html
 
 from pytest_modelmigrate.cli import main
 from pytest_modelmigrate.reports.run import write_json
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.fixture
@@ -23,7 +26,8 @@ def runs(tmp_path: Path) -> tuple[Path, Path]:
 def test_show_text(runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", str(runs[1])]) == 0
     out = capsys.readouterr().out
-    assert "ticket-triage" in out and "0/1   0%" in out
+    assert "ticket-triage" in out
+    assert "0/1   0%" in out
     assert "failed checks (failed/total samples):" in out
     assert out.rstrip().splitlines()[-1].startswith("migration gate (no-regression): FAILED")
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
@@ -12,6 +11,9 @@ from hypothesis import strategies as st
 
 from pytest_modelmigrate.metrics import compute_metrics, percentile
 from pytest_modelmigrate.pricing import Price, PriceError, load_price_file, parse_prices, price_table
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _call(
@@ -76,20 +78,25 @@ def test_metrics_by_hand() -> None:
     m = compute_metrics(outcomes, ["old", "new"], "old", prices)
     old, new = m["models"]["old"], m["models"]["new"]
     assert m["percentile"] == "nearest-rank"
-    assert old["calls"] == 5 and old["tests"] == 2
+    assert old["calls"] == 5
+    assert old["tests"] == 2
     assert old["latency_ms"] == {"p50": 300.0, "p95": 500.0, "count": 5}
-    assert old["tokens"]["input"] == 5000 and old["tokens"]["output"] == 1000
-    assert old["tokens"]["input_per_test"] == 2500 and old["tokens"]["output_per_test"] == 500
+    assert old["tokens"]["input"] == 5000
+    assert old["tokens"]["output"] == 1000
+    assert old["tokens"]["input_per_test"] == 2500
+    assert old["tokens"]["output_per_test"] == 500
     # 5 × (1000 · 2.5 + 200 · 10) / 1e6
     assert old["cost_usd"]["total"] == pytest.approx(0.0225)
     assert old["cost_usd"]["per_test"] == pytest.approx(0.01125)
     assert old["cost_usd"]["unpriced_calls"] == 0
     # new: latencies 150 250 350 80 90 → sorted 80 90 150 250 350: p50 rank 3, p95 rank 5
     assert new["latency_ms"] == {"p50": 150.0, "p95": 350.0, "count": 5}
-    assert new["calls"] == 6 and new["tests"] == 3
+    assert new["calls"] == 6
+    assert new["tests"] == 3
     assert new["tokens"]["input"] == 3 * 1200 + 50 + 10
     assert new["tokens"]["output"] == 5 + 1  # the unknown counts are not zeros
-    assert new["errors"] == 1 and new["refusals"] == 1
+    assert new["errors"] == 1
+    assert new["refusals"] == 1
     # priced: only the refusal call (10 · 1 + 1 · 4); the 3 without output tokens, the empty one
     # and the judge call (a model with no price) are unpriced
     assert new["cost_usd"]["total"] == pytest.approx(14 / 1e6)
@@ -180,7 +187,7 @@ def test_price_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(PriceError, match="cannot read it"):
         load_price_file(tmp_path / "missing.json")
     (tmp_path / "p.yaml").write_text("")
-    with pytest.raises(PriceError, match="expected a .json or .toml file"):
+    with pytest.raises(PriceError, match=r"expected a \.json or \.toml file"):
         load_price_file(tmp_path / "p.yaml")
     (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
     with pytest.raises(PriceError, match=r"no \[tool.modelmigrate.prices\] table"):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import html.parser
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +21,9 @@ from pytest_modelmigrate.reports.migration_doc import render_migration_doc
 from pytest_modelmigrate.reports.run import build_run, validate_run
 from pytest_modelmigrate.reports.terminal import fmt_usd, metrics_lines, verdict_lines
 from pytest_modelmigrate.results import Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 PRICES = {"gpt-4o": Price(input=2.5, output=10.0), "gpt-5": Price(input=1.25, output=10.0)}
@@ -372,7 +374,8 @@ def test_markdown_caps_rows_for_big_suites() -> None:
                 )
             )
     md = render_markdown(finish_run(outcomes, ["a", "b"]), max_rows=10, max_failures=2)
-    assert "test\\_0 |" in md and "test\\_50 |" in md
+    assert "test\\_0 |" in md
+    assert "test\\_50 |" in md
     assert "test\\_1 |" not in md
     assert "_196 test row(s) not shown (tests that pass on every model, and beyond 10 rows)" in md
     assert "_2 more failing test(s) not shown._" in md
@@ -387,11 +390,14 @@ def test_html_is_well_formed_and_self_contained() -> None:
     checker = parse_html(doc)
     assert checker.tags.count("html") == 1
     assert "script" not in checker.tags
-    assert "link" not in checker.tags and "img" not in checker.tags
-    assert "http://" not in doc and "https://" not in doc
+    assert "link" not in checker.tags
+    assert "img" not in checker.tags
+    assert "http://" not in doc
+    assert "https://" not in doc
     text = " ".join(checker.text)
     assert "✗ Migration gate FAILED (no-regression)" in text
-    assert "✗ 0/1 0%" in text and "✓ 1/1 100%" in text
+    assert "✗ 0/1 0%" in text
+    assert "✓ 1/1 100%" in text
     assert "re-engineer" in text
     assert "AssertionError: json_strict: output is not JSON: ```fenced``` | <b>bold</b>" in text  # as text
 
@@ -450,7 +456,9 @@ def test_metrics_lines() -> None:
     assert lines[0].split()[:4] == ["model", "calls", "p50", "p95"]
     assert lines[1].split()[:4] == ["gpt-4o", "3", "500", "ms"]
     # gpt-5: latencies 700, 800, 900 → p50 800; cost per test (120·1.25 + 40·10)/1e6
-    assert "gpt-5" in lines[2] and "800 ms" in lines[2] and "$0.00055" in lines[2]
+    assert "gpt-5" in lines[2]
+    assert "800 ms" in lines[2]
+    assert "$0.00055" in lines[2]
     assert lines[3].startswith("gpt-5 vs gpt-4o: latency p50 ×1.60 (+300 ms)")
     assert fmt_usd(None) == "n/a"
 
@@ -462,7 +470,9 @@ def test_migration_doc() -> None:
     assert "**Purpose:** Route a ticket to one queue" in doc
     assert "- label set\n- JSON only" in doc
     assert "- gpt-5: ❌ **re-engineer**:" in doc
-    assert "### Regression cases" in doc and "| test\\_triage.py::test\\_refund | 1/1 100% | 0/1 0% |" in doc
+    assert "### Regression cases" in doc
+    assert "| test\\_triage.py::test\\_refund | 1/1 100% | 0/1 0% |" in doc
     assert "| gpt-5 | 1/2 50% | 700 ms | 900 ms | 120 | 40 | $0.00055 |" in doc
     summary = doc.split("## tests/prompts/test\\_summary.py")[1]
-    assert "**Purpose:** _not stated_" in summary and "_none recorded_" in summary
+    assert "**Purpose:** _not stated_" in summary
+    assert "_none recorded_" in summary
