@@ -23,10 +23,12 @@ the controller's peak RSS under ``-n 2`` for three suite sizes against the size 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -34,10 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("gpt-4o", "gpt-4.1", "gpt-5")
@@ -62,6 +67,7 @@ class Sizes:
     """How big each generated suite is (test functions; each runs once per model)."""
 
     small: int = 300  # test_small: 1 call per test, every third one streamed (SSE)
+    recorded: int = 100  # distinct small tests recorded; test i replays prompt i % recorded
     sampled: int = 10  # test_sampled: tests that make `sampled_calls` calls each
     sampled_calls: int = 60
     memory: tuple[int, int, int] = (100, 300, 900)  # x 3 models = 300 / 900 / 2700 tests
@@ -74,8 +80,8 @@ class Sizes:
 
 
 FULL = Sizes()
-QUICK = Sizes(small=10, sampled=2, sampled_calls=50, memory=(5, 10, 20), collect=500)
-TINY = Sizes(small=2, sampled=1, sampled_calls=3, memory=(1, 2, 3), collect=20)
+QUICK = Sizes(small=10, recorded=10, sampled=2, sampled_calls=50, memory=(5, 10, 20), collect=500)
+TINY = Sizes(small=2, recorded=2, sampled=1, sampled_calls=3, memory=(1, 2, 3), collect=20)
 
 
 # -- the generated suite -------------------------------------------------------------------------
@@ -120,7 +126,7 @@ def run_sampled(i, model, calls):
         assert ask(model, prompt, stream=s % 2 == 1) == expected(model, prompt)
 '''
 
-STATS_HOOKS = '''
+STATS_HOOKS = """
 import json
 import os
 import resource
@@ -144,9 +150,9 @@ def pytest_unconfigure(config):
         _STATS["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         with open(out, "w") as handle:
             json.dump(_STATS, handle)
-'''
+"""
 
-CONFTEST_B = '''
+CONFTEST_B = """
 import os
 
 import pytest
@@ -159,9 +165,9 @@ def vcr_config():
     if os.environ.get("BENCH_MATCH_ON") == "default":
         return {}
     return {"match_on": [*DEFAULT_MATCH_ON, "body"], "decode_compressed_response": True}
-'''
+"""
 
-CONFTEST_C = '''
+CONFTEST_C = """
 from types import SimpleNamespace as NS
 
 import bench_app
@@ -176,10 +182,10 @@ class _Completions:
 
 
 bench_app.CLIENT = NS(chat=NS(completions=_Completions()))
-'''
+"""
 
 
-def _module_source(mode: str, module: str, count: int, calls: int) -> str:
+def _module_source(mode: str, module: str, count: int, sizes: Sizes) -> str:
     """The same test bodies for every mode; only the decorators around them differ."""
     lines = ["import pytest", "", "from bench_app import run_case, run_sampled", ""]
     if mode != "a":
@@ -190,7 +196,10 @@ def _module_source(mode: str, module: str, count: int, calls: int) -> str:
             lines.append("@pytest.mark.vcr")
         if mode != "a":
             lines.append('@pytest.mark.parametrize("model", MODELS)')
-        body = f"run_case({i}, model)" if module == "test_small" else f"run_sampled({i}, model, {calls})"
+        if module == "test_small":
+            body = f"run_case({i % sizes.recorded}, model)"
+        else:
+            body = f"run_sampled({i}, model, {sizes.sampled_calls})"
         lines += [f"def test_t{i:04d}(model):", f"    {body}", ""]
     return "\n".join(lines)
 
@@ -204,6 +213,14 @@ class Suite:
     pool: Path
     dirs: dict[tuple[str, int], Path] = field(default_factory=dict)
     collect_dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL the cassettes were recorded against (nothing listens there afterwards)."""
+        found = re.search(r"^URL = '([^']+)'", (self.pool / "bench_app.py").read_text(), re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no URL in {self.pool / 'bench_app.py'}")
+        return found.group(1)
 
     def project(self, mode: str, small: int | None = None) -> Path:
         return self.dirs[(mode, self.sizes.small if small is None else small)]
@@ -230,12 +247,11 @@ def build_suite(sizes: Sizes, cache: Path | None = None, *, log: Callable[[str],
     pool = root / "pool"
     suite = Suite(root=root, sizes=sizes, pool=pool)
     small_sizes = sorted({sizes.small, *sizes.memory})
-    biggest = max(small_sizes)
     if not (root / "READY").exists():
         if root.exists():  # an interrupted build: start again
             shutil.rmtree(root)
         log(f"building the suite in {root} ...")
-        _record_pool(pool, sizes, biggest, log=log)
+        _record_pool(pool, sizes, log=log)
         for mode in MODES:
             for n in small_sizes:
                 _derive(pool, root / f"{mode}-{n}", mode, n, sizes)
@@ -258,15 +274,16 @@ def _warm_up(suite: Suite) -> None:
     run_collect(suite, True)
 
 
-def _record_pool(pool: Path, sizes: Sizes, small: int, *, log: Callable[[str], None]) -> None:
+def _record_pool(pool: Path, sizes: Sizes, *, log: Callable[[str], None]) -> None:
     from pytest_modelmigrate.emulator import Emulator
 
     port = _free_port()
     _write(pool / "pytest.ini", "[pytest]\n")
     _write(pool / "bench_app.py", APP.format(url=f"http://127.0.0.1:{port}/v1", system=SYSTEM_PROMPT))
     _write(pool / "conftest.py", STATS_HOOKS)
-    _write(pool / "test_small.py", _module_source("a", "test_small", small, 0))
-    _write(pool / "test_sampled.py", _module_source("a", "test_sampled", sizes.sampled, sizes.sampled_calls))
+    small = sizes.recorded
+    _write(pool / "test_small.py", _module_source("a", "test_small", small, sizes))
+    _write(pool / "test_sampled.py", _module_source("a", "test_sampled", sizes.sampled, sizes))
     started = time.perf_counter()
     with Emulator(script=None, port=port, time_scale=0):
         result = run_pytest(pool, ["-n", "2", f"--models={','.join(MODELS)}", "--record-mode=once"])
@@ -277,24 +294,30 @@ def _record_pool(pool: Path, sizes: Sizes, small: int, *, log: Callable[[str], N
 
 
 def _derive(pool: Path, target: Path, mode: str, n: int, sizes: Sizes) -> None:
-    """A project for ``mode`` with ``n`` small tests; its cassettes are symlinks into the pool."""
+    """A project for ``mode`` with ``n`` small tests; its cassettes are symlinks into the pool.
+
+    Small test ``i`` sends the prompt of recorded test ``i % sizes.recorded``, so its cassette is
+    a link to that recording: every (test, model) still has a cassette file of its own.
+    """
     _write(target / "pytest.ini", "[pytest]\n")
     (target / "bench_app.py").symlink_to(pool / "bench_app.py")
     extra = {"a": "", "b": CONFTEST_B, "b_default": CONFTEST_B, "c": CONFTEST_C}[mode]
     _write(target / "conftest.py", STATS_HOOKS + extra)
     counts = {"test_small": n, "test_sampled": sizes.sampled}
     for module, count in counts.items():
-        _write(target / f"{module}.py", _module_source(mode, module, count, sizes.sampled_calls))
-        if mode == "a":
-            (target / "cassettes").mkdir(exist_ok=True)
-            (target / "cassettes" / module).symlink_to(pool / "cassettes" / module)
-        elif mode in ("b", "b_default"):
-            folder = target / "cassettes" / module
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                for name in MODELS:
-                    source = pool / "cassettes" / module / name / f"test_t{i:04d}.yaml"
-                    (folder / f"test_t{i:04d}[{name}].yaml").symlink_to(source)
+        _write(target / f"{module}.py", _module_source(mode, module, count, sizes))
+        if mode == "c":
+            continue
+        for i in range(count):
+            recorded = i % sizes.recorded if module == "test_small" else i
+            for name in MODELS:
+                source = pool / "cassettes" / module / name / f"test_t{recorded:04d}.yaml"
+                if mode == "a":  # <module>/<model>/<test>.yaml
+                    link = target / "cassettes" / module / name / f"test_t{i:04d}.yaml"
+                else:  # pytest-recording: <module>/<test>[<model>].yaml
+                    link = target / "cassettes" / module / f"test_t{i:04d}[{name}].yaml"
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(source)
 
 
 def _write_collect_project(target: Path, tests: int) -> None:
@@ -448,7 +471,10 @@ def measure(
         for key, job, expected in jobs[shift:] + jobs[:shift]:
             result = job()
             m.add(key, result, expected)
-            log(f"  [{rep + 1}/{repeat}] {key:<24} {result.wall:7.2f}s wall, {result.test_seconds:7.2f}s in tests")
+            log(
+                f"  [{rep + 1}/{repeat}] {key:<24} {result.wall:7.2f}s wall, "
+                f"{result.test_seconds:7.2f}s in tests"
+            )
     return m
 
 
@@ -497,8 +523,12 @@ def evaluate(m: Measurements) -> list[Target]:
     if all(f"memory:{n}" in m.samples for n in m.sizes.memory):
         growth, report = memory_growth(m)
         ok = growth <= max(report, 1.0) * 10  # Python objects take a few times their JSON text
-        add("controller peak-RSS growth / report growth (smallest → largest)", growth / max(report, 1.0),
-            "≤ 10", ok)
+        add(
+            "controller peak-RSS growth / report growth (smallest → largest)",
+            growth / max(report, 1.0),
+            "≤ 10",
+            ok,
+        )
     return targets
 
 
@@ -547,10 +577,8 @@ def machine() -> dict[str, str]:
         "libyaml": libyaml,
     }
     info.update(_versions())
-    try:
+    with contextlib.suppress(metadata.PackageNotFoundError):
         info["pytest-modelmigrate"] = metadata.version("pytest-modelmigrate")
-    except metadata.PackageNotFoundError:
-        pass
     return info
 
 
@@ -579,8 +607,7 @@ def render(m: Measurements, targets: list[Target]) -> str:
         lines.append(
             "Time in tests per replayed call on the sampled cassettes: "
             + ", ".join(
-                f"{MODE_LABELS[mode].split(' ', 1)[0]} {1000 * m.test_time(f'{mode}:test_sampled') / per_call:.2f} ms"
-                for mode in MODES
+                f"{mode} {1000 * m.test_time(f'{mode}:test_sampled') / per_call:.2f} ms" for mode in MODES
             )
             + "."
         )
@@ -588,7 +615,8 @@ def render(m: Measurements, targets: list[Target]) -> str:
     other: list[str] = []
     if "collect:with" in m.samples:
         other.append(
-            f"| collect-only, {s.collect} tests not using `model` | without plugin {m.wall('collect:without'):.2f} s "
+            f"| collect-only, {s.collect} tests not using `model` "
+            f"| without plugin {m.wall('collect:without'):.2f} s "
             f"| with plugin {m.wall('collect:with'):.2f} s |"
         )
     if "xdist:n2" in m.samples:
@@ -599,7 +627,10 @@ def render(m: Measurements, targets: list[Target]) -> str:
     if other:
         lines += ["| measurement | baseline | variant |", "|---|---:|---:|", *other, ""]
     if all(f"memory:{n}" in m.samples for n in s.memory):
-        lines += ["| tests (`-n 2`) | controller peak RSS (MB) | `--migration-json` (KB) |", "|---:|---:|---:|"]
+        lines += [
+            "| tests (`-n 2`) | controller peak RSS (MB) | `--migration-json` (KB) |",
+            "|---:|---:|---:|",
+        ]
         for n in s.memory:
             key = f"memory:{n}"
             rss = statistics.median(r.stats["maxrss_kb"] for r in m.samples[key]) / 1024
@@ -623,9 +654,15 @@ def render(m: Measurements, targets: list[Target]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="Tiny sizes and 1 repeat (about a minute)")
-    parser.add_argument("--repeat", type=int, default=None, help="Repeats of every measurement (default 5; 1 quick)")
-    parser.add_argument("--out", type=Path, default=None, help="Also write the Markdown fragment to this file")
-    parser.add_argument("--cache", type=Path, default=None, help="Where to build the suites (default: temp dir)")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="Repeats of every measurement (default 3; 1 quick)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="Also write the Markdown fragment to this file"
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="Where to build the suites (default: temp dir)"
+    )
     parser.add_argument(
         "--only",
         default="all",
@@ -633,15 +670,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    repeat = args.repeat or (1 if args.quick else 5)
+    repeat = args.repeat or (1 if args.quick else 3)
     started = time.perf_counter()
     suite = build_suite(sizes, args.cache)
     m = measure(suite, repeat, include=args.only.split(","))
     text = render(m, evaluate(m))
     print()
     print(text)
-    print(f"({time.perf_counter() - started:.0f}s in all; peak RSS of this driver "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")
+    print(
+        f"({time.perf_counter() - started:.0f}s in all; peak RSS of this driver "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)"
+    )
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
     return 0

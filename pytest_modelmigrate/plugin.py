@@ -300,14 +300,16 @@ class ItemState:
     parsed: dict[int, Call] = field(default_factory=dict)
 
     def check_dicts(self) -> list[dict[str, Any]]:
+        """Every check result, JSON-safe, with the index of the sample that ran it."""
         if self.collector is None:
             return []
+        from bisect import bisect_right
+
         starts = self.sample_starts or [0]
-        out = []
-        for index, result in enumerate(self.collector.results):
-            sample = max(i for i, start in enumerate(starts) if start <= index) if starts[0] <= index else 0
-            out.append({**result.to_dict(), "sample": sample})
-        return out
+        return [
+            {**result.to_dict(), "sample": max(bisect_right(starts, index) - 1, 0)}
+            for index, result in enumerate(self.collector.results)
+        ]
 
 
 migration_key = pytest.StashKey["MigrationPlugin"]()
@@ -501,11 +503,11 @@ def _parametrize_dataset(metafunc: pytest.Metafunc) -> None:
 
     path = dataset_path(Path(str(metafunc.definition.path)), str(mark.args[0]))
     options = {k: v for k, v in mark.kwargs.items() if k in ("labels", "label_field", "id_field")}
-    unknown = set(mark.kwargs) - {"labels", "label_field", "id_field"}
+    unknown = set(mark.kwargs) - {"labels", "label_field", "id_field", "min_accuracy"}
     if unknown:
         pytest.fail(
             f"{where}: @pytest.mark.dataset got unknown argument(s) {sorted(unknown)}; "
-            "use labels=[...], label_field='label' or id_field='id'",
+            "use labels=[...], label_field='label', id_field='id' or min_accuracy=0.9",
             pytrace=False,
         )
     plugin = metafunc.config.stash[migration_key]
@@ -515,7 +517,11 @@ def _parametrize_dataset(metafunc: pytest.Metafunc) -> None:
         try:
             examples = load_dataset(path, **options)
         except DatasetError as exc:
-            pytest.fail(f"{where}: {exc}", pytrace=False)
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem or examples is None:
+            pytest.fail(f"{where}: {problem}", pytrace=False)
         plugin.datasets[key] = examples
     metafunc.parametrize("example", [pytest.param(ex, id=ex.id) for ex in examples], indirect=True)
 
@@ -538,10 +544,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for mark in reversed(marks):  # the closest mark wins
             kwargs.update(mark.kwargs)
             args = list(mark.args) or args
+        problem = ""
         try:
             mark_filter = marker_filter(kwargs, args, registry, where=where)
         except ModelSpecError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            problem = str(exc)
+        if problem:
+            pytest.fail(problem, pytrace=False)
     params = []
     for spec in registry:
         if not mark_filter.allows(spec):
@@ -850,7 +859,9 @@ class MigrationPlugin:
         self.written: list[Path] = []
         self.baseline: dict[str, Any] | None = None
         self.baseline_lines: list[str] = []
-        self.baseline_regressed = False
+        self.extra_regressions: list[str] = []
+        self.gate_lines: list[str] = []
+        self.gate_passed = True
         if settings.baseline_compare is not None and not self.is_worker:
             from .baseline import BaselineError, load_run
 
@@ -1036,6 +1047,10 @@ class MigrationPlugin:
             record["prompt"] = state.prompt
         if state.dataset:
             record["dataset"] = list(state.dataset)
+            mark = item.get_closest_marker("dataset")
+            if mark is not None:
+                settings = {k: mark.kwargs[k] for k in ("labels", "min_accuracy") if k in mark.kwargs}
+                record["dataset_settings"] = {k: list(v) if k == "labels" else v for k, v in settings.items()}
         item.user_properties[:] = [(k, v) for k, v in item.user_properties if k != PROPERTY]
         item.user_properties.append((PROPERTY, record))
 
@@ -1081,6 +1096,7 @@ class MigrationPlugin:
         names = [n for n in inspect.signature(function).parameters if n in pyfuncitem.funcargs]
         kwargs = {name: pyfuncitem.funcargs[name] for name in names}
         problems: list[str] = []
+        state.sample_starts.clear()
         for index in range(state.samples):
             state.sample_starts.append(len(state.collector.results) if state.collector is not None else 0)
             problem = self._run_sample(function, kwargs, state)
@@ -1246,13 +1262,49 @@ class MigrationPlugin:
         from .datasets import aggregate
 
         records: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        labels: dict[str, list[str] | None] = {}
         for outcome in self.collector.outcomes():
             for record in outcome.extra.get("dataset") or []:
                 records.setdefault(outcome.test, {}).setdefault(outcome.model, []).append(record)
+            settings = outcome.extra.get("dataset_settings") or {}
+            labels.setdefault(outcome.test, settings.get("labels"))
         return {
-            test: {model: aggregate(recs) for model, recs in by_model.items()}
+            test: {model: aggregate(recs, labels=labels.get(test)) for model, recs in by_model.items()}
             for test, by_model in records.items()
         }
+
+    def dataset_regressions(self) -> list[str]:
+        """Dataset tests whose candidate falls below min_accuracy or drops beyond the tolerance."""
+        from .datasets import compare_to_incumbent
+
+        incumbent = self.settings.incumbent
+        if incumbent is None:
+            return []
+        settings_by_test: dict[str, dict[str, Any]] = {}
+        tolerance_by_test: dict[str, float] = {}
+        for outcome in self.collector.outcomes():
+            if outcome.extra.get("dataset_settings"):
+                settings_by_test[outcome.test] = outcome.extra["dataset_settings"]
+            tolerance = (outcome.extra.get("prompt") or {}).get("tolerance")
+            tolerance_by_test[outcome.test] = (
+                float(tolerance) if isinstance(tolerance, (int, float)) else self.settings.tolerance
+            )
+        found: list[str] = []
+        for test, by_model in self.dataset_metrics().items():
+            base = by_model.get(incumbent.id)
+            if base is None:
+                continue
+            for model, metrics in by_model.items():
+                if model == incumbent.id:
+                    continue
+                reasons = compare_to_incumbent(
+                    base,
+                    metrics,
+                    min_accuracy=settings_by_test.get(test, {}).get("min_accuracy"),
+                    tolerance=tolerance_by_test.get(test, 0.0),
+                )
+                found.extend(f"dataset {test} on {model}: {reason}" for reason in reasons)
+        return found
 
     def build_run(self) -> dict[str, Any]:
         """The whole run as JSON-safe data: what every report renders."""
@@ -1294,9 +1346,34 @@ class MigrationPlugin:
             comparison = compare_runs(self.baseline, run, alpha=settings.alpha)
             run["baseline"] = comparison.to_dict()
             self.baseline_lines = comparison.lines()
-            self.baseline_regressed = comparison.regressed
+            if comparison.regressed:
+                count = len(comparison.regressions)
+                self.extra_regressions.append(
+                    f"{count} regression(s) against the baseline {settings.baseline_compare}"
+                )
+        if gate is not None:
+            self._finish_gate(run["gate"], gate)
         self.config.hook.pytest_modelmigrate_run(config=self.config, run=run)
         return run
+
+    def _finish_gate(self, gate_dict: dict[str, Any], gate: GateResult) -> None:
+        """Fold dataset and baseline regressions into the gate's decision and its last line."""
+        self.extra_regressions.extend(self.dataset_regressions())
+        lines = gate.lines()
+        self.gate_lines = lines[:-1]
+        passed = gate.passed
+        final = lines[-1]
+        if self.extra_regressions:
+            gate_dict["extra_regressions"] = list(self.extra_regressions)
+            self.gate_lines.extend(self.extra_regressions)
+            if self.settings.gate_mode != "report":
+                passed = False
+                reason = "; ".join(self.extra_regressions[:3])
+                final = f"migration gate: FAILED: {reason}" if gate.passed else f"{final}; also {reason}"
+        gate_dict["passed"] = passed
+        gate_dict["line"] = final
+        self.gate_passed = passed
+        self.gate_lines.append(final)
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         run = self.run
@@ -1329,19 +1406,11 @@ class MigrationPlugin:
                 write(line)
         for line in self.baseline_lines:
             write(line)
-        gate = self.gate()
-        if gate is not None:
+        if self.gate_lines:
             write("")
-            lines = gate.lines()
-            for line in lines[:-1]:
+            for line in self.gate_lines[:-1]:
                 write(line)
-            final = lines[-1]
-            if self.baseline_regressed and self.settings.gate_mode != "report":
-                final = "migration gate: FAILED: regressions against the baseline " + str(
-                    self.settings.baseline_compare
-                )
-            passed = final.startswith("migration gate: PASSED")
-            write(final, green=passed, red=not passed, bold=True)
+            write(self.gate_lines[-1], green=self.gate_passed, red=not self.gate_passed, bold=True)
         for path in self.written:
             write(f"migration report written: {path}")
 
@@ -1350,15 +1419,14 @@ class MigrationPlugin:
         if self.is_worker or not self.collector.outcomes():
             return
         self.run = run = self.build_run()
-        gate = self.gate()
         judged = session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-        if gate is not None and self.settings.gate_mode != "strict" and judged:
-            failed = self.other_failures > 0 or (
-                self.settings.gate_mode == "no-regression" and (not gate.passed or self.baseline_regressed)
-            )
+        if judged and self.gate_lines:
+            mode = self.settings.gate_mode
+            if mode == "strict":
+                failed = session.exitstatus == pytest.ExitCode.TESTS_FAILED or not self.gate_passed
+            else:
+                failed = self.other_failures > 0 or (mode == "no-regression" and not self.gate_passed)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
-        elif self.baseline_regressed and judged and self.settings.gate_mode == "strict":
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._write_reports(run)
 
     def _write_reports(self, run: dict[str, Any]) -> None:

@@ -40,9 +40,7 @@ def test_anthropic(model):
 """
 
 
-def test_no_secret_reaches_any_cassette(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_secret_reaches_any_cassette(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     monkeypatch.setenv("CORP_TOKEN", CUSTOM_SECRET)
@@ -56,7 +54,13 @@ def test_no_secret_reaches_any_cassette(
     for secret in (OPENAI_KEY, ANTHROPIC_KEY, CUSTOM_SECRET, "org-secretorg123", "proj_secretproject"):
         assert secret not in text
     lowered = text.lower()
-    for header in ("authorization:", "x-api-key:", "openai-organization:", "openai-project:", "x-corp-token:"):
+    for header in (
+        "authorization:",
+        "x-api-key:",
+        "openai-organization:",
+        "openai-project:",
+        "x-corp-token:",
+    ):
         assert header not in lowered
     assert "api_key=" not in text
     assert "<redacted>" in text  # the key in the prompt body was replaced, not dropped

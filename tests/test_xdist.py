@@ -24,7 +24,9 @@ def test_module_level(model):
 
 
 def _matrix(pytester: pytest.Pytester, *args: str) -> dict[str, object]:
-    result = pytester.runpytest_subprocess("--models=a=model-a,b=model-b,c=model-c", "--migration-json=run.json", *args)
+    result = pytester.runpytest_subprocess(
+        "--models=a=model-a,b=model-b,c=model-c", "--migration-json=run.json", *args
+    )
     result.assert_outcomes(passed=21, failed=3)
     result.stdout.fnmatch_lines(["*model migration matrix*"])
     run = json.loads((pytester.path / "run.json").read_text())
