@@ -328,6 +328,15 @@ def _resolve_config(config: pytest.Config) -> MigrationConfig:
     cli_models = parse_models(cli_value, source="--models") if cli_value is not None else []
     if cli_value is not None and not cli_models:
         raise ModelSpecError("--models is empty; name at least one model, e.g. --models=gpt-4o,gpt-5")
+    # a bare name on the command line may pick an ini model by its alias or its name
+    from .models import resolve
+
+    if cli_value is not None:
+        cli_entries = [e.strip() for e in cli_value.replace("\n", ",").split(",") if e.strip()]
+        cli_models = [
+            (resolve(ini_models, entry) or spec) if "=" not in entry else spec
+            for entry, spec in zip(cli_entries, cli_models, strict=True)
+        ]
     registry = merge_registry(ini_models, cli_models)
     selected = cli_models if cli_value is not None else ini_models
     source = "--models" if cli_value is not None else "modelmigrate_models"
@@ -335,8 +344,6 @@ def _resolve_config(config: pytest.Config) -> MigrationConfig:
     incumbent_key = config.getoption("modelmigrate_incumbent") or str(config.getini("modelmigrate_incumbent"))
     incumbent: ModelSpec | None = selected[0] if selected else None
     if incumbent_key:
-        from .models import resolve
-
         found = resolve(selected, incumbent_key)
         if found is None:
             raise ModelSpecError(
@@ -1399,7 +1406,8 @@ class MigrationPlugin:
             write("")
             for line in render_dataset_lines(by_model, title=test):
                 write(line)
-        metrics = metrics_lines(run["metrics"])
+        has_calls = any(o["calls"] for o in run["outcomes"])
+        metrics = metrics_lines(run["metrics"]) if has_calls else []
         if metrics:
             write("")
             for line in metrics:
