@@ -6,6 +6,7 @@ plugin in a project that never asks for ``model`` stays cheap.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ LATENCY_KEY = "latency_ms"
 _CANONICAL_ATTR = "_modelmigrate_canonical_body"
 
 
-class CassetteMiss(BaseException):  # noqa: N818 - named for what happened, like StopIteration
+class CassetteMiss(BaseException):
     """A request with no recorded response while replaying.
 
     A ``BaseException`` on purpose: the SDKs retry on ``Exception`` from their transport and then
@@ -95,7 +96,7 @@ def _canonical_body(request: Any) -> bytes:
     return canonical
 
 
-def body_matcher(r1: Any, r2: Any) -> None:  # noqa: D401
+def body_matcher(r1: Any, r2: Any) -> None:
     """vcrpy matcher: bodies equal as JSON (key order and spacing ignored), else byte for byte.
 
     The canonical form is computed once per request object and cached on it; vcrpy's own
@@ -140,11 +141,13 @@ class AtomicPersister:
         if not data.strip():
             raise CassetteNotFoundError()
         try:
-            return deserialize(data, serializer)
+            requests, responses = deserialize(data, serializer)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise CassetteReadError(f"{path}: not a vcrpy cassette ({_describe(exc)}); {_FIX}") from None
         except Exception as exc:  # noqa: BLE001 - yaml's errors have no common public base we can import cheaply
             raise CassetteReadError(f"{path}: cannot be parsed ({_describe(exc)}); {_FIX}") from None
+        _check_interactions(path, requests, responses)
+        return requests, responses
 
     @classmethod
     def save_cassette(
@@ -166,6 +169,54 @@ _FIX = (
 )
 
 
+def _check_interactions(path: Path, requests: list[Any], responses: list[Any]) -> None:
+    """Refuse, naming the interaction, what vcrpy would only trip over while replaying.
+
+    A response without ``status``/``headers``/``body`` makes vcrpy raise a bare ``KeyError``
+    inside the SDK's transport; an event stream cut short (a truncated or hand-edited file)
+    would replay as a shorter answer and let the test pass on half a reply.
+    """
+    for index, (request, response) in enumerate(zip(requests, responses)):
+        where = f"{path}: interaction {index}"
+        if not isinstance(response, dict):
+            raise CassetteReadError(f"{where}: the response is not a mapping; {_FIX}")
+        status = response.get("status")
+        code = status.get("code") if isinstance(status, dict) else None
+        problems = []
+        if isinstance(code, bool) or not isinstance(code, int):
+            problems.append("status.code (an integer)")
+        if not isinstance(response.get("headers"), dict):
+            problems.append("headers (a mapping)")
+        body = response.get("body")
+        if not isinstance(body, dict) or "string" not in body:
+            problems.append("body.string")
+        if problems:
+            raise CassetteReadError(
+                f"{where}: the response lacks {', '.join(problems)} (truncated or edited by hand?); {_FIX}"
+            )
+        if _is_event_stream(response):
+            _check_stream(where, request, response)
+
+
+def _is_event_stream(response: dict[str, Any]) -> bool:
+    for name, value in response["headers"].items():
+        if str(name).lower() == "content-type":
+            values = value if isinstance(value, list) else [value]
+            return any("text/event-stream" in str(v).lower() for v in values)
+    return False
+
+
+def _check_stream(where: str, request: Any, response: dict[str, Any]) -> None:
+    from .providers.base import CassetteFormatError
+    from .providers.parse import parse_interaction
+
+    try:
+        parse_interaction(request._to_dict(), response)
+    except CassetteFormatError as exc:
+        reason = str(exc).split("): ", 1)[-1]
+        raise CassetteReadError(f"{where}: {reason}; {_FIX}") from None
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
@@ -175,9 +226,14 @@ def _describe(exc: BaseException) -> str:
 def write_atomically(path: Path, data: str) -> None:
     """Write ``data`` to a temp file beside ``path`` and rename it over ``path``.
 
-    A crash mid-write leaves the previous file whole; readers never see half a file.
+    A crash mid-write leaves the previous file whole; readers never see half a file. Missing
+    folders are made; a folder that is a file is a ``NotADirectoryError`` naming that file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.is_file()), path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(path)) from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

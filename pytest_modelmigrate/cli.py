@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Modules that contribute a subcommand, in the order they appear in --help.
 _SUBCOMMAND_MODULES = (

@@ -1212,7 +1212,7 @@ class MigrationPlugin:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         settings = self.settings
         if not settings.registry:
-            return ["modelmigrate: no models configured (--models or modelmigrate_models)"]
+            return []  # installed but unused: say nothing
         models = ", ".join(str(spec) for spec in settings.selected) or "none"
         incumbent = settings.incumbent.id if settings.incumbent else "none"
         samples = f"; samples {settings.samples}" if settings.samples > 1 else ""

@@ -92,7 +92,10 @@ def test_dataset_accuracy_drop_fails_the_no_regression_gate(pytester: pytest.Pyt
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"id": "a", "label": "billing"}\n{"id": "a", "label": "tech"}\n', "duplicate example id 'a': lines 1 and 2*"),
+        (
+            '{"id": "a", "label": "billing"}\n{"id": "a", "label": "tech"}\n',
+            "duplicate example id 'a': lines 1 and 2*",
+        ),
         ('{"id": "a", "label": "billing"}\nnot json\n', "*cases.jsonl:2:*"),
         ('{"id": "a", "label": "refunds"}\n', "*outside the declared set*'refunds'*"),
     ],

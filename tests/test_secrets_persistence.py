@@ -14,7 +14,7 @@ OPENAI_KEY = "sk-proj-" + "Zq8" * 15
 ANTHROPIC_KEY = "sk-ant-api03-" + "Kx7" * 14
 CUSTOM_SECRET = "corp-secret-" + "9f" * 10
 
-LEAKY_TESTS = f"""
+LEAKY_TESTS = """
 import os
 import openai, anthropic
 
@@ -24,18 +24,18 @@ def test_openai(model):
     client = openai.OpenAI(
         base_url=URL + "/v1", api_key=os.environ["OPENAI_API_KEY"], max_retries=0,
         organization="org-secretorg123", project="proj_secretproject",
-        default_headers={{"X-Corp-Token": os.environ["CORP_TOKEN"]}},
-        default_query={{"api_key": os.environ["OPENAI_API_KEY"]}},
+        default_headers={"X-Corp-Token": os.environ["CORP_TOKEN"]},
+        default_query={"api_key": os.environ["OPENAI_API_KEY"]},
     )
     r = client.chat.completions.create(
         model=model,
-        messages=[{{"role": "user", "content": "my key is " + os.environ["OPENAI_API_KEY"]}}],
+        messages=[{"role": "user", "content": "my key is " + os.environ["OPENAI_API_KEY"]}],
     )
     assert r.choices[0].message.content
 
 def test_anthropic(model):
     client = anthropic.Anthropic(base_url=URL, api_key=os.environ["ANTHROPIC_API_KEY"], max_retries=0)
-    r = client.messages.create(model=model, max_tokens=50, messages=[{{"role": "user", "content": "hello"}}])
+    r = client.messages.create(model=model, max_tokens=50, messages=[{"role": "user", "content": "hello"}])
     assert r.content
 """
 

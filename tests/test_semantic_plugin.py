@@ -12,7 +12,9 @@ from pytest_modelmigrate.emulator import Emulator
 SCRIPT = {
     "models": {
         "emu-judge": {"default": {"reply": '{"pass": true, "score": 0.9, "reason": "polite and on topic"}'}},
-        "emu-old": {"rules": [{"match": "(?i)refund", "reply": "We will refund your order within five days."}]},
+        "emu-old": {
+            "rules": [{"match": "(?i)refund", "reply": "We will refund your order within five days."}]
+        },
         "emu-new": {"rules": [{"match": "(?i)refund", "reply": "Refunds are not possible. Goodbye."}]},
     }
 }

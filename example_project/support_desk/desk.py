@@ -142,7 +142,6 @@ def _ask(
         kwargs["response_format"] = {"type": "json_object"}
     if logprobs:
         kwargs["logprobs"] = True
-        kwargs["top_logprobs"] = 3
     if tools:
         kwargs["tools"] = [{"type": "function", "function": t} for t in tools]
     completion = openai_client().chat.completions.create(

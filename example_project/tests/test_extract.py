@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from support_desk import TICKET_SCHEMA, extract_ticket
 from ticket_texts import DOUBLE_CHARGE, MULTI_ISSUE, OUTAGE
 

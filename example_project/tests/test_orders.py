@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from support_desk import find_order
 
 pytestmark = pytest.mark.prompt(

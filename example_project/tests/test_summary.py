@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from support_desk import summarize
 from ticket_texts import DOUBLE_CHARGE, OUTAGE
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from support_desk import QUEUES, classify_queue, route_ticket
 
 TRIAGE = pytest.mark.prompt(

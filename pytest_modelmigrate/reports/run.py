@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..cassettes import write_atomically
-from ..models import ModelSpec
 from ..results import Outcome, build_matrix
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from ..models import ModelSpec
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "run.schema.json"

@@ -1,0 +1,142 @@
+"""The example project replays offline and shows the migration its emulator script was built for.
+
+``example_project/`` is a small support-desk app with prompt tests and committed cassettes for
+three emulated models (``example_project/emulator.yaml`` stages the regressions). This test
+replays it the way CI does, with the network blocked, and checks every verdict, the dataset
+accuracies and the gate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "example_project"
+INCUMBENT = "emu-gpt-2024"
+CANDIDATES = ("emu-gpt-2026", "emu-claude-2026")
+
+# group -> candidate -> verdict, as designed in example_project/emulator.yaml
+VERDICTS = {
+    "ticket-extract": {"emu-gpt-2026": "investigate", "emu-claude-2026": "migrate"},
+    "ticket-summary": {"emu-gpt-2026": "re-engineer", "emu-claude-2026": "migrate"},
+    "queue-triage": {"emu-gpt-2026": "investigate", "emu-claude-2026": "migrate"},
+    "queue-confidence": {"emu-gpt-2026": "re-engineer", "emu-claude-2026": "re-engineer"},
+    "customer-reply": {"emu-gpt-2026": "migrate", "emu-claude-2026": "re-engineer"},
+    "order-lookup": {"emu-gpt-2026": "migrate", "emu-claude-2026": "re-engineer"},
+}
+DATASET = "tests/test_triage.py::test_routes_labelled_tickets"
+ACCURACY = {  # model -> (correct of 100, failing example ids)
+    "emu-gpt-2024": (97, {"edge-01", "edge-02", "edge-03"}),
+    "emu-gpt-2026": (93, {"edge-01", "edge-02", "edge-03", "edge-04", "edge-05", "edge-06", "edge-07"}),
+    "emu-claude-2026": (98, {"edge-01", "edge-03"}),
+}
+
+
+def _replay(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    out = tmp_path / "run.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "PYTEST_"))}
+    env["COLUMNS"] = "160"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "example_project",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--block-network",
+            "-q",
+            "--tb=no",
+            "-rN",
+            f"--migration-json={out}",
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, json.loads(out.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def replay(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    return _replay(tmp_path_factory.mktemp("example"))
+
+
+def test_replays_offline_every_test_from_its_cassettes(replay: Any) -> None:
+    proc, run = replay
+    assert "No recorded response" not in proc.stdout
+    assert run["record_mode"] == "none"
+    assert [m["id"] for m in run["models"]] == [INCUMBENT, *CANDIDATES]
+    assert run["incumbent"] == INCUMBENT
+    outcomes = run["outcomes"]
+    assert len(outcomes) == 3 * (100 + 13)  # 100 tickets and 13 other tests, on three models
+    assert {o["outcome"] for o in outcomes} <= {"passed", "failed"}
+    for outcome in outcomes:
+        assert outcome["calls"], outcome["nodeid"]  # every test read its traffic from a cassette
+        assert all(call.get("status") == 200 for call in outcome["calls"]), outcome["nodeid"]
+
+
+def test_verdicts_per_prompt_group_and_candidate(replay: Any) -> None:
+    _, run = replay
+    got = {
+        group: {candidate: verdict["verdict"] for candidate, verdict in by_candidate.items()}
+        for group, by_candidate in run["gate"]["verdicts"].items()
+    }
+    assert got == VERDICTS
+
+
+def test_the_gate_blocks_the_migration(replay: Any) -> None:
+    proc, run = replay
+    gate = run["gate"]
+    assert gate["mode"] == "no-regression"
+    assert gate["passed"] is False
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "migration gate: FAILED" in proc.stdout
+    regressed = {(r["group"], r["candidate"]) for r in gate["regressions"]}
+    assert regressed == {
+        (group, candidate)
+        for group, by_candidate in VERDICTS.items()
+        for candidate, verdict in by_candidate.items()
+        if verdict == "re-engineer"
+    }
+
+
+def test_dataset_accuracies(replay: Any) -> None:
+    _, run = replay
+    metrics = run["datasets"][DATASET]
+    for model, (correct, failing) in ACCURACY.items():
+        assert metrics[model]["total"] == 100
+        assert metrics[model]["correct"] == correct, model
+        assert set(metrics[model]["failures"]) == failing, model
+
+
+def test_stochastic_json_wrapping_shows_in_samples(replay: Any) -> None:
+    _, run = replay
+    rows = {row["name"]: row["cells"] for group in run["matrix"]["groups"] for row in group["tests"]}
+    cells = rows["tests/test_extract.py::test_extracts_multi_issue_ticket"]
+    assert (cells[INCUMBENT]["passed"], cells[INCUMBENT]["total"]) == (5, 5)
+    assert (cells["emu-gpt-2026"]["passed"], cells["emu-gpt-2026"]["total"]) == (4, 5)
+    assert (cells["emu-claude-2026"]["passed"], cells["emu-claude-2026"]["total"]) == (5, 5)
+
+
+def test_cassettes_hold_no_keys() -> None:
+    for path in (EXAMPLE / "tests" / "cassettes").rglob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        assert "sk-" not in text, path
+        assert "authorization" not in text.lower(), path
+        assert "x-api-key" not in text.lower(), path
