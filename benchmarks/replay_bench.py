@@ -473,7 +473,8 @@ def measure(
             m.add(key, result, expected)
             log(
                 f"  [{rep + 1}/{repeat}] {key:<24} {result.wall:7.2f}s wall, "
-                f"{result.test_seconds:7.2f}s in tests"
+                f"{result.test_seconds:7.2f}s in tests, peak RSS {result.stats.get('maxrss_kb', 0) / 1024:.1f} MB"
+                + (f", report {result.json_bytes / 1024:.0f} KB" if result.json_bytes else "")
             )
     return m
 

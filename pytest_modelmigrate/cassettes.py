@@ -176,7 +176,7 @@ def _check_interactions(path: Path, requests: list[Any], responses: list[Any]) -
     inside the SDK's transport; an event stream cut short (a truncated or hand-edited file)
     would replay as a shorter answer and let the test pass on half a reply.
     """
-    for index, (request, response) in enumerate(zip(requests, responses)):
+    for index, (request, response) in enumerate(zip(requests, responses, strict=True)):
         where = f"{path}: interaction {index}"
         if not isinstance(response, dict):
             raise CassetteReadError(f"{where}: the response is not a mapping; {_FIX}")

@@ -559,8 +559,17 @@ def evaluate(
     )
 
 
-def _summarise(regressions: Sequence[Regression]) -> str:
-    by_candidate: dict[str, list[str]] = {}
+def _summarise(regressions: Sequence[Regression], *, detail: int = 3) -> str:
+    """One line for the gate: per candidate, the regressions (the first few in full), by group."""
+    by_candidate: dict[str, list[Regression]] = {}
     for r in regressions:
-        by_candidate.setdefault(r.candidate, []).append(r.describe())
-    return "; ".join(f"on {cand}: " + ", ".join(items) for cand, items in by_candidate.items())
+        by_candidate.setdefault(r.candidate, []).append(r)
+    parts = []
+    for cand, items in by_candidate.items():
+        shown = ", ".join(r.describe() for r in items[:detail])
+        rest = len(items) - detail
+        if rest > 0:
+            groups = sorted({r.group for r in items[detail:]})
+            shown += f" and {rest} more (in {', '.join(groups)})"
+        parts.append(f"on {cand}: {shown}")
+    return "; ".join(parts)

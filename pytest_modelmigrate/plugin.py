@@ -888,6 +888,8 @@ class MigrationPlugin:
         self, request: pytest.FixtureRequest, item: pytest.Item, spec: ModelSpec
     ) -> Generator[str, None, None]:
         test = _test_name_without_model(item.nodeid, spec.id)
+        # each dataset example keeps its own cassette; only the matrix row drops the example id
+        cassette_test = test
         callspec = getattr(item, "callspec", None)
         example = callspec.params.get("example") if callspec is not None else None
         if example is not None and item.get_closest_marker("dataset") is not None:
@@ -922,7 +924,7 @@ class MigrationPlugin:
         if mode != RECORD_MODE_DISABLED:
             from .cassettes import cassette_path
 
-            test_name = test.split("::", 1)[1] if "::" in test else test
+            test_name = cassette_test.split("::", 1)[1] if "::" in cassette_test else cassette_test
             cassette = cassette_path(
                 Path(str(item.path)), test_name, spec.id, folder=self.settings.cassette_dir
             )
@@ -1017,12 +1019,11 @@ class MigrationPlugin:
             return None
         if incumbent.id == state.spec.id:
             return mine[position].text if mine else None
-        from .cassettes import cassette_path
         from .providers.base import CassetteFormatError
         from .providers.parse import load_calls
 
-        test_name = state.test.split("::", 1)[1] if "::" in state.test else state.test
-        path = cassette_path(Path(str(item.path)), test_name, incumbent.id, folder=self.settings.cassette_dir)
+        # the same file name in the incumbent's folder: <module>/<incumbent>/<test>.yaml
+        path = state.cassette.parent.parent / incumbent.id / state.cassette.name
         if not path.is_file():
             return None
         try:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
 
@@ -148,6 +148,17 @@ class Scrubber:
             return self.scrub_bytes(body)
         return body
 
+    def scrub_data(self, value: Any) -> Any:
+        """A copy of JSON-like ``value`` (dicts, lists, strings, numbers) with secrets removed from
+        every string, keys included: for reports and other records built from test output."""
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if isinstance(value, dict):
+            return {self.scrub_data(k): self.scrub_data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.scrub_data(v) for v in value]
+        return value
+
     def scrub_uri(self, uri: str) -> str:
         parts = urlsplit(uri)
         if parts.query:
@@ -155,7 +166,11 @@ class Scrubber:
             kept = [(k, v) for k, v in pairs if k.lower() not in self.query_parameters]
             if len(kept) != len(pairs):
                 parts = parts._replace(query=urlencode(kept))
-        return self.scrub_text(urlunsplit(parts))
+        text = self.scrub_text(urlunsplit(parts))
+        for value in self.secret_values:  # a secret with URL-special characters appears encoded
+            for encoded in {quote(value, safe=""), quote(value), quote_plus(value)} - {value}:
+                text = text.replace(encoded, quote(REDACTED, safe=""))
+        return text
 
     # -- vcrpy hooks ----------------------------------------------------------------------------
     def request(self, request: Any) -> Any:

@@ -13,24 +13,35 @@ use their own default base URLs (or your ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from support_desk import clients
 
-from pytest_modelmigrate.cassettes import AtomicPersister
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DUMMY_KEY = "emulated-no-key"
 
 # Request headers that only describe the client (SDK version, OS, retry count): leaving them out
 # keeps cassettes small and free of noise in diffs. Matching never looks at headers.
 NOISY_REQUEST_HEADERS = [
-    "accept", "accept-encoding", "connection", "content-length", "host", "user-agent",
-    "x-stainless-arch", "x-stainless-async", "x-stainless-lang", "x-stainless-os",
-    "x-stainless-package-version", "x-stainless-read-timeout", "x-stainless-retry-count",
-    "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-timeout",
+    "accept",
+    "accept-encoding",
+    "connection",
+    "content-length",
+    "host",
+    "user-agent",
+    "x-stainless-arch",
+    "x-stainless-async",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-read-timeout",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
 ]
 KEPT_RESPONSE_HEADERS = {"content-type", "content-encoding", "x-modelmigrate-rule"}
 
@@ -41,10 +52,13 @@ def _keep_useful_response_headers(response: dict) -> dict:
     return response
 
 
-@pytest.fixture(scope="session")
-def vcr_config() -> dict:
+@pytest.fixture
+def vcr_config() -> dict[str, Any]:
     """Extra vcrpy settings; pytest-modelmigrate still scrubs secrets before these run."""
-    return {"filter_headers": NOISY_REQUEST_HEADERS, "before_record_response": _keep_useful_response_headers}
+    return {
+        "filter_headers": NOISY_REQUEST_HEADERS,
+        "before_record_response": _keep_useful_response_headers,
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,31 +74,3 @@ def support_desk_endpoints(request: pytest.FixtureRequest) -> Iterator[None]:
         clients.reset()
         yield
     clients.reset()
-
-
-class _CachingPersister(AtomicPersister):
-    """Parse each cassette file once per session.
-
-    Workaround: pytest-modelmigrate gives all examples of a ``@pytest.mark.dataset`` test one
-    cassette per model, and vcrpy reloads it for every example (100 examples: 100 parses of a
-    100-interaction file). Keyed by path, size and modification time, so a re-recorded file is
-    read again.
-    """
-
-    _cache: ClassVar[dict[tuple[str, int, int], Any]] = {}
-
-    @classmethod
-    def load_cassette(cls, cassette_path: Any, serializer: Any) -> Any:
-        path = Path(cassette_path)
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            return super().load_cassette(cassette_path, serializer)
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        if key not in cls._cache:
-            cls._cache[key] = super().load_cassette(cassette_path, serializer)
-        return cls._cache[key]
-
-
-def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
-    vcr.register_persister(_CachingPersister)

@@ -16,8 +16,11 @@ pytestmark = pytest.mark.prompt(
 def test_summarizes_double_charge(model, checks):
     summary = summarize(DOUBLE_CHARGE, model=model)
     checks.bullets(summary.text, exactly=3)
-    checks.similar(summary.text, "Dana was charged twice for order A-1042 and wants one charge refunded today.",
-                   min_score=0.3)
+    checks.similar(
+        summary.text,
+        "Dana was charged twice for order A-1042 and wants one charge refunded today.",
+        min_score=0.3,
+    )
     checks.drift(summary.text)  # informational: how far from the incumbent's summary
 
 

@@ -40,13 +40,13 @@ def test_routes_labelled_tickets(model, example, prediction):
 
 @CONFIDENCE
 def test_auto_routes_clear_invoice_question(model, checks):
-    queue, triage = route_ticket("Where can I download the invoice for my March payment?", model=model)
+    _queue, triage = route_ticket("Where can I download the invoice for my March payment?", model=model)
     checks.one_of(triage.queue, ["billing"], name="expected_queue")
     checks.label_confidence(triage.raw, "billing", threshold=0.8)
 
 
 @CONFIDENCE
 def test_auto_routes_clear_crash_report(model, checks):
-    queue, triage = route_ticket("The desktop app crashes as soon as I open a shared folder.", model=model)
+    _queue, triage = route_ticket("The desktop app crashes as soon as I open a shared folder.", model=model)
     checks.one_of(triage.queue, ["technical"], name="expected_queue")
     checks.label_confidence(triage.raw, "technical", threshold=0.8)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..cassettes import write_atomically
 from ..results import Outcome, build_matrix
+from ..scrub import Scrubber
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -29,8 +30,14 @@ def build_run(
     incumbent: str | None,
     record_mode: str,
     extra: Mapping[str, Any] | None = None,
+    scrubber: Scrubber | None = None,
 ) -> dict[str, Any]:
-    """A JSON-safe dict of the whole run (see ``run.schema.json``)."""
+    """A JSON-safe dict of the whole run (see ``run.schema.json``).
+
+    Failure messages and recorded calls quote what a test saw, which may hold a key (a reply
+    that echoes the prompt): every string is scrubbed, with ``scrubber`` or, by default, one
+    that knows the key variables of the environment. Every report renders from this dict.
+    """
     model_ids = [spec.id for spec in models]
     matrix = build_matrix(outcomes, model_ids)
     run: dict[str, Any] = {
@@ -45,7 +52,9 @@ def build_run(
     }
     if extra:
         run.update(extra)
-    return run
+    scrubber = scrubber if scrubber is not None else Scrubber.from_settings()
+    scrubbed: dict[str, Any] = scrubber.scrub_data(run)
+    return scrubbed
 
 
 def write_json(path: Path, run: Mapping[str, Any]) -> None:
