@@ -143,7 +143,8 @@ class Regression(NamedTuple):
     p_adjusted: float | None = None
 
     def describe(self) -> str:
-        where = f"{self.group}::{self.test}" if self.test is not None else f"group {self.group}"
+        # the verdict line already names the group; a test id names its module
+        where = self.test if self.test is not None else f"group {self.group}"
         p = "1 sample each" if self.p_value is None else _fmt_p_pair(self.p_value, self.p_adjusted)
         return f"{where} {_pct(self.incumbent_rate)} -> {_pct(self.candidate_rate)} ({p})"
 
@@ -559,17 +560,16 @@ def evaluate(
     )
 
 
-def _summarise(regressions: Sequence[Regression], *, detail: int = 3) -> str:
-    """One line for the gate: per candidate, the regressions (the first few in full), by group."""
+def _summarise(regressions: Sequence[Regression], *, detail: int = 2) -> str:
+    """The gate line's reason: per candidate, the first regressions with both rates, then a count."""
     by_candidate: dict[str, list[Regression]] = {}
     for r in regressions:
         by_candidate.setdefault(r.candidate, []).append(r)
     parts = []
     for cand, items in by_candidate.items():
-        shown = ", ".join(r.describe() for r in items[:detail])
-        rest = len(items) - detail
-        if rest > 0:
-            groups = sorted({r.group for r in items[detail:]})
-            shown += f" and {rest} more (in {', '.join(groups)})"
+        shown = ", ".join(f"{r.group}: {r.describe()}" if r.test else r.describe() for r in items[:detail])
+        rest = items[detail:]
+        if rest:
+            shown += f" and {len(rest)} more in {', '.join(sorted({r.group for r in rest}))}"
         parts.append(f"on {cand}: {shown}")
     return "; ".join(parts)

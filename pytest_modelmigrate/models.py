@@ -77,10 +77,11 @@ def parse_models(value: str | Sequence[str], *, source: str) -> list[ModelSpec]:
         if sep:
             if not alias or not name:
                 raise ModelSpecError(f"{source}: {entry!r} needs both an alias and a model name. {how}")
-            if _ID_UNSAFE.search(alias) or len(alias) > MAX_ID_LENGTH:
+            if _ID_UNSAFE.search(alias) or len(alias) > MAX_ID_LENGTH or not alias.strip("."):
                 raise ModelSpecError(
                     f"{source}: alias {alias!r} may use only letters, digits and . _ + - "
-                    f"(at most {MAX_ID_LENGTH} characters): it names pytest ids and cassette folders"
+                    f"(at most {MAX_ID_LENGTH} characters, not only dots): "
+                    "it names pytest ids and cassette folders"
                 )
             spec = ModelSpec(id=alias, name=name)
         else:

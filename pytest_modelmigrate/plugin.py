@@ -1311,7 +1311,8 @@ class MigrationPlugin:
                     min_accuracy=settings_by_test.get(test, {}).get("min_accuracy"),
                     tolerance=tolerance_by_test.get(test, 0.0),
                 )
-                found.extend(f"dataset {test} on {model}: {reason}" for reason in reasons)
+                if reasons:
+                    found.append(f"dataset {test} on {model}: " + "; ".join(reasons))
         return found
 
     def build_run(self) -> dict[str, Any]:

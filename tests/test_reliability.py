@@ -74,6 +74,7 @@ def leftovers(folder: Path) -> list[str]:
         ("a=", "--models: 'a=' needs both an alias and a model name"),
         ("a/b=x", "--models: alias 'a/b' may use only letters, digits and . _ + -"),
         ("a" * 65 + "=x", "at most 64 characters"),
+        ("..=x", "--models: alias '..' may use only"),  # would put cassettes in the parent folder
     ],
 )
 def test_bad_models_values_name_the_setting_and_the_fix(value: str, message: str) -> None:
