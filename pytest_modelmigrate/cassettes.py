@@ -7,13 +7,13 @@ plugin in a project that never asks for ``model`` stays cheap.
 from __future__ import annotations
 
 import errno
+import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from .scrub import Scrubber, assert_no_live_keys
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
     from vcr import VCR
 
 RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
@@ -89,10 +91,8 @@ def _canonical_body(request: Any) -> bytes:
             canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
         except (ValueError, UnicodeDecodeError):
             canonical = raw
-    try:
+    with contextlib.suppress(AttributeError):  # a request type that refuses attributes: no cache
         setattr(request, _CANONICAL_ATTR, canonical)
-    except AttributeError:  # a request type that refuses attributes: just don't cache
-        pass
     return canonical
 
 
@@ -102,9 +102,10 @@ def body_matcher(r1: Any, r2: Any) -> None:
     The canonical form is computed once per request object and cached on it; vcrpy's own
     ``body`` matcher re-parses both bodies on every comparison.
     """
-    b1, b2 = _canonical_body(r1), _canonical_body(r2)
-    if b1 != b2:
-        raise AssertionError(_body_difference(b1, b2))
+    if _canonical_body(r1) != _canonical_body(r2):
+        # vcrpy runs every matcher on every recording and drops this text unless nothing matches;
+        # the field-by-field explanation is built once, for the closest recording, in a miss.
+        raise AssertionError("the request bodies differ")
 
 
 def _body_difference(b1: bytes, b2: bytes) -> str:
@@ -269,6 +270,38 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
         """Adds the latency of each new recording, tracks what the test used, explains misses."""
 
         _starts: dict[int, float]
+        _loading = False
+        _index: dict[tuple[Any, ...], list[int]] | None = None
+        _indexed = 0
+
+        def _load(self) -> None:
+            # Interactions read from the file were scrubbed and filtered when they were recorded:
+            # don't deep-copy and scrub each of them again (vcrpy loads through append()).
+            self._loading = True
+            try:
+                super()._load()
+            finally:
+                self._loading = False
+
+        def _responses(self, request: Any) -> Any:
+            """Matching recordings in order; with our default matchers, a dict look-up.
+
+            vcrpy runs every matcher against every recording, several times per request; the
+            default matchers are all equalities, so one key per request finds the same ones.
+            """
+            if tuple(self._match_on) != _default_matchers():
+                yield from super()._responses(request)
+                return
+            if self._index is None or self._indexed != len(self.data):
+                index: dict[tuple[Any, ...], list[int]] = {}
+                for position, (stored, _) in enumerate(self.data):
+                    index.setdefault(_match_key(stored), []).append(position)
+                self._index, self._indexed = index, len(self.data)
+            filtered = self._before_record_request(request)
+            if not filtered:
+                return
+            for position in self._index.get(_match_key(filtered), ()):
+                yield position, self.data[position][1]
 
         def can_play_response_for(self, request: Any) -> bool:
             playable = bool(super().can_play_response_for(request))
@@ -288,6 +321,10 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
             return response
 
         def append(self, request: Any, response: dict[str, Any]) -> None:
+            if self._loading:
+                self.data.append((request, response))
+                self.dirty = True
+                return
             start = self.__dict__.get("_starts", {}).pop(id(request), None)
             if start is not None:
                 response = dict(response)
@@ -307,8 +344,15 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
             if self.data:
                 best = self.find_requests_with_most_matches(request)
                 if best:
-                    _, _, failures = best[0]
-                    reasons = "; ".join(f"{name}: {msg}".strip().rstrip(":") for name, msg in failures)
+                    stored, _, failures = best[0]
+                    filtered = self._before_record_request(request)
+                    explained = [
+                        (name, _body_difference(_canonical_body(filtered), _canonical_body(stored)))
+                        if name == "body"
+                        else (name, msg)
+                        for name, msg in failures
+                    ]
+                    reasons = "; ".join(f"{name}: {msg}".strip().rstrip(":") for name, msg in explained)
                     lines.append(f"  closest recording differs by {reasons}")
                     lines.append("  (the prompt or the request changed since it was recorded?)")
                 else:
@@ -394,3 +438,31 @@ def _chain(first: Callable[[Any], Any], user: Any) -> list[Callable[[Any], Any]]
 
 # vcrpy names a matcher by its __name__ in "closest recording differs by ..." explanations.
 body_matcher.__name__ = "body"
+
+
+def _default_matchers() -> tuple[Any, ...]:
+    """The matcher functions DEFAULT_MATCH_ON resolves to (vcrpy's own, then ours)."""
+    from vcr import matchers
+
+    return (
+        matchers.method,
+        matchers.scheme,
+        matchers.host,
+        matchers.port,
+        matchers.path,
+        matchers.query,
+        body_matcher,
+    )
+
+
+def _match_key(request: Any) -> tuple[Any, ...]:
+    """What the default matchers compare, as one hashable key (see vcr.matchers)."""
+    return (
+        request.method,
+        request.scheme,
+        request.host,
+        request.port,
+        request.path or "/",
+        tuple(request.query),
+        _canonical_body(request),
+    )

@@ -31,6 +31,36 @@ if TYPE_CHECKING:
 
 RECORD_MODE_DISABLED = "disabled"
 GATE_MODES = ("strict", "no-regression", "report")
+# Every ini setting this plugin registers (tests/test_reliability.py keeps it in step), for the
+# "did you mean" hint on a misspelt one.
+INI_SETTINGS = (
+    "modelmigrate_alpha",
+    "modelmigrate_cassette_dir",
+    "modelmigrate_embedder",
+    "modelmigrate_emulator_port",
+    "modelmigrate_emulator_script",
+    "modelmigrate_emulator_time_scale",
+    "modelmigrate_gate",
+    "modelmigrate_incumbent",
+    "modelmigrate_judge_model",
+    "modelmigrate_judge_provider",
+    "modelmigrate_min_drop",
+    "modelmigrate_models",
+    "modelmigrate_power",
+    "modelmigrate_prices",
+    "modelmigrate_prices_file",
+    "modelmigrate_provider_patterns",
+    "modelmigrate_samples",
+    "modelmigrate_secret_env",
+    "modelmigrate_secret_headers",
+    "modelmigrate_tolerance",
+)
+_REPORT_OPTIONS = {
+    "modelmigrate_json": "--migration-json",
+    "modelmigrate_markdown": "--migration-markdown",
+    "modelmigrate_html": "--migration-html",
+    "modelmigrate_baseline_save": "--migration-baseline-save",
+}
 DEFAULT_EMULATOR_PORT = 8765
 
 
@@ -392,7 +422,15 @@ def _resolve_config(config: pytest.Config) -> MigrationConfig:
 
 def _option_path(config: pytest.Config, dest: str) -> Path | None:
     value = config.getoption(dest)
-    return Path(value).resolve() if value else None
+    if not value:
+        return None
+    path = Path(value).resolve()
+    option = _REPORT_OPTIONS.get(dest)
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if option is not None and blocker is not None:
+        # said before the tests run, not after an hour of recording
+        raise ModelSpecError(f"{option}: cannot write {path}: {blocker} is a file, not a folder")
+    return path
 
 
 def _prices(config: pytest.Config) -> dict[str, Any]:
@@ -877,6 +915,25 @@ class MigrationPlugin:
             except BaselineError as exc:
                 raise pytest.UsageError(f"--migration-baseline-compare: {exc}") from None
 
+    def pytest_warning_recorded(self, warning_message: Any, when: str) -> None:
+        """pytest warns "Unknown config option: modelmigrate_modle"; add which setting was meant."""
+        text = str(warning_message.message).strip()
+        prefix = "Unknown config option: "
+        if when != "config" or not text.startswith(prefix + "modelmigrate_"):
+            return
+        import difflib
+
+        known = INI_SETTINGS
+        key = text[len(prefix) :]
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+        self.config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"ini {key} is not a pytest-modelmigrate setting and is ignored ({hint})"
+            ),
+            stacklevel=2,
+        )
+
     @property
     def scrubber(self) -> Scrubber:
         if self._scrubber is None:
@@ -1340,6 +1397,7 @@ class MigrationPlugin:
             incumbent=incumbent,
             record_mode=settings.record_mode,
             extra=extra,
+            scrubber=self.scrubber,
         )
         run["checks"] = check_breakdown(run["outcomes"], self.model_ids)
         run["metrics"] = compute_metrics(

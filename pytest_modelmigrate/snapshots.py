@@ -57,6 +57,14 @@ def model_id_of(item: Any) -> str | None:
 class ModelSnapshotExtension(JSONSnapshotExtension):
     """JSON snapshots under ``__snapshots__/<model>/<test module>/<test name>.json``."""
 
+    def serialize(self, data: Any, **kwargs: Any) -> Any:
+        """syrupy's JSON, with secrets removed: the app saw the live reply (which may echo a key),
+        while the cassette, and so every replay, holds ``<redacted>``."""
+        from .scrub import Scrubber
+
+        text = super().serialize(data, **kwargs)
+        return Scrubber.from_settings().scrub_text(text) if isinstance(text, str) else text
+
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
         base = str(JSONSnapshotExtension.dirname(test_location=test_location))

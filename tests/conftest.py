@@ -9,7 +9,9 @@ from pathlib import Path
 
 # Imported here once: pytester's in-process runs restore sys.modules afterwards, so an SDK first
 # imported inside a pytester project would be imported again (seconds) on every run.
+# hypothesis's pytest plugin imports it again at the end of every in-process run otherwise.
 import anthropic  # noqa: F401
+import hypothesis  # noqa: F401
 import openai  # noqa: F401
 import pytest
 

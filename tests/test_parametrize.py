@@ -209,3 +209,24 @@ def test_marker_filter_accepts_ids_or_names() -> None:
     assert filt.xfail_reason(registry[0]) == "why"
     with pytest.raises(ModelSpecError, match="unknown argument"):
         marker_filter({"onyl": ["gpt-5"]}, [], registry, where="t")
+
+
+def test_every_ini_setting_is_listed_for_the_misspelling_hint(pytester: pytest.Pytester) -> None:
+    import re
+
+    from pytest_modelmigrate import plugin
+
+    source = open(plugin.__file__, encoding="utf-8").read()
+    registered = set(re.findall(r'parser\.addini\(\s*"(modelmigrate_\w+)"', source))
+    assert registered == set(plugin.INI_SETTINGS)
+
+
+def test_misspelt_ini_key_says_which_setting_was_meant(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmodelmigrate_model = gpt-4o\n")
+    pytester.makepyfile("def test_it(): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "*ini modelmigrate_model is not a pytest-modelmigrate setting and is ignored (did you mean modelmigrate_models?)*"
+        ]
+    )

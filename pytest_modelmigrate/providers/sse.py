@@ -13,9 +13,12 @@ stream that stops mid-event means the recording is truncated.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 _BOM = b"\xef\xbb\xbf"
+# A line ends at \r\n, \n or \r (the SSE spec); \r\n is tried first.
+_LINE_END = re.compile(rb"\r\n|\n|\r")
 
 
 @dataclass(frozen=True)
@@ -83,25 +86,14 @@ class SSEDecoder:
         buf = self._buffer
         start = 0
         n = len(buf)
-        i = 0
-        while i < n:
-            byte = buf[i]
-            if byte == 0x0A:  # \n
-                end, nxt = i, i + 1
-            elif byte == 0x0D:  # \r, maybe the first half of \r\n
-                if i + 1 < n:
-                    end, nxt = i, i + 2 if buf[i + 1] == 0x0A else i + 1
-                elif final:
-                    end, nxt = i, i + 1
-                else:
-                    break  # wait: the next chunk may start with \n
-            else:
-                i += 1
-                continue
+        for match in _LINE_END.finditer(buf):
+            end, nxt = match.start(), match.end()
+            if nxt == n and buf[end] == 0x0D and not final:
+                break  # a lone \r at the end of a chunk: the next chunk may start with \n
             event = self._line(buf[start:end].decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
-            start = i = nxt
+            start = nxt
         self._buffer = buf[start:]
         if final and self._buffer:
             # A last line with no terminator: its field counts, but the event is not dispatched.
