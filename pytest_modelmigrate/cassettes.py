@@ -6,8 +6,8 @@ plugin in a project that never asks for ``model`` stays cheap.
 
 from __future__ import annotations
 
-import errno
 import contextlib
+import errno
 import hashlib
 import json
 import os

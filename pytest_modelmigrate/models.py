@@ -66,7 +66,10 @@ def parse_models(value: str | Sequence[str], *, source: str) -> list[ModelSpec]:
 
     ``source`` names the setting in error messages (``--models`` or ``modelmigrate_models``).
     """
-    how = f"{source}: write models as a comma-separated list, e.g. gpt-4o,gpt-5 or old=gpt-4o-2024-08-06,new=gpt-5"
+    how = (
+        f"{source}: write models as a comma-separated list, "
+        "e.g. gpt-4o,gpt-5 or old=gpt-4o-2024-08-06,new=gpt-5"
+    )
     specs: list[ModelSpec] = []
     seen_ids: dict[str, str] = {}
     for position, entry in enumerate(_split_entries(value), start=1):
@@ -113,7 +116,8 @@ def merge_registry(ini_models: Sequence[ModelSpec], cli_models: Sequence[ModelSp
             by_id[spec.id] = spec
         elif known.name != spec.name:
             raise ModelSpecError(
-                f"--models: {spec.id!r} names {spec.name!r}, but modelmigrate_models names it {known.name!r}; "
+                f"--models: {spec.id!r} names {spec.name!r}, "
+                f"but modelmigrate_models names it {known.name!r}; "
                 "use another alias on the command line"
             )
     return registry

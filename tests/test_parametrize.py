@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_modelmigrate.models import (
@@ -13,6 +15,8 @@ from pytest_modelmigrate.models import (
 )
 
 BASIC = """
+from pathlib import Path
+
 import pytest
 
 def test_one(model):
@@ -216,7 +220,7 @@ def test_every_ini_setting_is_listed_for_the_misspelling_hint(pytester: pytest.P
 
     from pytest_modelmigrate import plugin
 
-    source = open(plugin.__file__, encoding="utf-8").read()
+    source = Path(plugin.__file__).read_text(encoding="utf-8")
     registered = set(re.findall(r'parser\.addini\(\s*"(modelmigrate_\w+)"', source))
     assert registered == set(plugin.INI_SETTINGS)
 
