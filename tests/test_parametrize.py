@@ -15,8 +15,6 @@ from pytest_modelmigrate.models import (
 )
 
 BASIC = """
-from pathlib import Path
-
 import pytest
 
 def test_one(model):
