@@ -34,6 +34,8 @@ _FORBIDDEN = re.compile(r"[<>?%*:|\"'/\\\x00-\x1f]")
 # Key under which the recorder keeps the measured latency inside each recorded response.
 LATENCY_KEY = "latency_ms"
 _CANONICAL_ATTR = "_modelmigrate_canonical_body"
+# Cassette metadata key: what the plugin keeps beside the interactions (sample outcomes).
+METADATA_KEY = "modelmigrate"
 
 
 class CassetteMiss(BaseException):
@@ -142,13 +144,13 @@ class AtomicPersister:
         if not data.strip():
             raise CassetteNotFoundError()
         try:
-            requests, responses = deserialize(data, serializer)
+            requests, responses, *metadata = deserialize(data, serializer)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise CassetteReadError(f"{path}: not a vcrpy cassette ({_describe(exc)}); {_FIX}") from None
         except Exception as exc:  # noqa: BLE001 - yaml's errors have no common public base we can import cheaply
             raise CassetteReadError(f"{path}: cannot be parsed ({_describe(exc)}); {_FIX}") from None
         _check_interactions(path, requests, responses)
-        return requests, responses
+        return (requests, responses, *metadata)  # metadata: what this plugin keeps beside them
 
     @classmethod
     def save_cassette(
@@ -247,6 +249,22 @@ def write_atomically(path: Path, data: str) -> None:
         raise
 
 
+def read_sample_outcomes(path: Path) -> list[str]:
+    """The sample outcomes a run recorded in a cassette's metadata ([] when none or no file)."""
+    if not path.is_file():
+        return []
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CassetteReadError(f"{path}: cannot be parsed ({_describe(exc)}); {_FIX}") from None
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    samples = (meta or {}).get(METADATA_KEY, {}).get("samples") if isinstance(meta, dict) else None
+    return [str(s) for s in samples] if isinstance(samples, list) else []
+
+
 # -- the cassette ----------------------------------------------------------------------------
 
 
@@ -260,6 +278,7 @@ class CassetteSession:
     recorded: int = 0
     played: int = 0
     misses: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)  # kept in the cassette under "modelmigrate"
     discard: bool = False  # set when a recording must not be written (interrupted, errored)
 
 
@@ -422,6 +441,11 @@ def open_cassette(
     else:
         if session.discard:
             cassette.dirty = False
+        elif session.metadata and record_mode != "none":
+            stored = cassette._metadata.get(METADATA_KEY)
+            if stored != session.metadata:
+                cassette._metadata[METADATA_KEY] = dict(session.metadata)
+                cassette.dirty = True
         context.__exit__(None, None, None)
 
 

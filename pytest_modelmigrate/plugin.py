@@ -116,8 +116,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="modelmigrate_samples",
         default=None,
         metavar="N",
-        help="Run each prompt test N times per model, because models are stochastic "
+        help="Run each prompt test N times per model, because models are stochastic, or 'auto': "
+        "sample only while the comparison with the incumbent is undecided "
         "(overrides the ini setting modelmigrate_samples; the samples marker overrides both)",
+    )
+    group.addoption(
+        "--samples-min",
+        action="store",
+        dest="modelmigrate_samples_min",
+        default=None,
+        metavar="N",
+        help="With --samples=auto: rounds every test takes before any decision (default: 5)",
+    )
+    group.addoption(
+        "--samples-max",
+        action="store",
+        dest="modelmigrate_samples_max",
+        default=None,
+        metavar="N",
+        help="With --samples=auto: the most rounds a test takes (default: 20)",
+    )
+    group.addoption(
+        "--migration-budget-usd",
+        action="store",
+        dest="modelmigrate_budget_usd",
+        default=None,
+        metavar="USD",
+        help="With --samples=auto: stop recording more samples once this run's recorded calls cost this much",
+    )
+    group.addoption(
+        "--migration-max-calls",
+        action="store",
+        dest="modelmigrate_max_calls",
+        default=None,
+        metavar="N",
+        help="With --samples=auto: stop recording more samples after N recorded calls in this run",
     )
     group.addoption(
         "--migration-gate",
@@ -297,6 +330,11 @@ class MigrationConfig:
     baseline_compare: Path | None = None
     prices: dict[str, Any] = field(default_factory=dict)
     samples: int = 1
+    samples_auto: bool = False
+    adaptive: Any = None  # sequential.AdaptivePolicy when samples_auto
+    samples_batch: int = 5
+    budget_usd: float | None = None
+    max_calls: int | None = None
     gate_mode: str = "strict"
     tolerance: float = 0.0
     alpha: float = 0.05
@@ -328,6 +366,7 @@ class ItemState:
     judge_model: str | None = None
     sample_starts: list[int] = field(default_factory=list)
     parsed: dict[int, Call] = field(default_factory=dict)
+    counted: int = 0
 
     def check_dicts(self) -> list[dict[str, Any]]:
         """Every check result, JSON-safe, with the index of the sample that ran it."""
@@ -392,7 +431,21 @@ def _resolve_config(config: pytest.Config) -> MigrationConfig:
     samples_text = config.getoption("modelmigrate_samples") or str(
         config.getini("modelmigrate_samples") or "1"
     )
-    samples = _positive_int(samples_text, "--samples/modelmigrate_samples")
+    samples_auto = str(samples_text).strip() == "auto"
+    samples = 1 if samples_auto else _positive_int(samples_text, "--samples/modelmigrate_samples")
+    adaptive = None
+    if samples_auto:
+        from .sequential import AdaptivePolicy
+
+        low = _positive_int(config.getoption("modelmigrate_samples_min") or "5", "--samples-min")
+        high = _positive_int(config.getoption("modelmigrate_samples_max") or "20", "--samples-max")
+        if low > high:
+            raise ModelSpecError(f"--samples-min ({low}) is larger than --samples-max ({high})")
+        adaptive = AdaptivePolicy(
+            min_samples=low, max_samples=high, alpha=float(str(config.getini("modelmigrate_alpha")))
+        )
+    budget_text = config.getoption("modelmigrate_budget_usd")
+    calls_text = config.getoption("modelmigrate_max_calls")
     tolerance_text = config.getoption("modelmigrate_tolerance") or str(
         config.getini("modelmigrate_tolerance")
     )
@@ -410,6 +463,10 @@ def _resolve_config(config: pytest.Config) -> MigrationConfig:
         prices=_prices(config),
         models_source=source,
         samples=samples,
+        samples_auto=samples_auto,
+        adaptive=adaptive,
+        budget_usd=_nonnegative_float(budget_text, "--migration-budget-usd") if budget_text else None,
+        max_calls=_positive_int(calls_text, "--migration-max-calls") if calls_text else None,
         gate_mode=gate_mode,
         tolerance=_fraction(tolerance_text, "--migration-tolerance/modelmigrate_tolerance", upper_open=True),
         alpha=_fraction(str(config.getini("modelmigrate_alpha")), "modelmigrate_alpha", lower_open=True),
@@ -444,6 +501,16 @@ def _prices(config: pytest.Config) -> dict[str, Any]:
         return dict(price_table(lines, file_value or None, base_dir=Path(config.rootpath)))
     except PriceError as exc:
         raise ModelSpecError(str(exc)) from None
+
+
+def _nonnegative_float(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ModelSpecError(f"{where}: {text!r} is not a number, e.g. 2.50") from None
+    if value < 0:
+        raise ModelSpecError(f"{where}: must not be negative, got {value:g}")
+    return value
 
 
 def _positive_int(text: str, where: str) -> int:
@@ -628,6 +695,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
     plugin.collector.set_order(item.nodeid for item in items)
+    if plugin.settings.samples_auto:
+        plugin.plan_adaptive(items)
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -898,6 +967,11 @@ class MigrationPlugin:
         self.collector = ResultCollector([spec.id for spec in settings.registry])
         self._scrubber: Scrubber | None = None
         self.datasets: dict[tuple[str, str], list[Example]] = {}
+        self.adaptive_plan: Any = None
+        self.adaptive_targets: dict[str, int] = {}
+        self.calls_recorded = 0
+        self.cost_recorded = 0.0
+        self.budget_exhausted = False
         self._gate: GateResult | None = None
         self.other_failures = 0
         self.run: dict[str, Any] | None = None
@@ -906,6 +980,7 @@ class MigrationPlugin:
         self.baseline_lines: list[str] = []
         self.extra_regressions: list[str] = []
         self.gate_lines: list[str] = []
+        self.adaptive_lines: list[str] = []
         self.gate_passed = True
         if settings.baseline_compare is not None and not self.is_worker:
             from .baseline import BaselineError, load_run
@@ -952,6 +1027,8 @@ class MigrationPlugin:
         if example is not None and item.get_closest_marker("dataset") is not None:
             test = _test_name_without_model(test, str(example.id))
         samples = self.settings.samples
+        if self.settings.samples_auto and self.settings.adaptive is not None:
+            samples = self.adaptive_targets.get(cassette_test, self.settings.adaptive.min_samples)
         samples_mark = item.get_closest_marker("samples")
         if samples_mark is not None:
             try:
@@ -1031,6 +1108,8 @@ class MigrationPlugin:
             ) as session:
                 state.cassette_session = session
                 yield state.spec.name
+                if state.sample_outcomes:
+                    session.metadata = {"samples": list(state.sample_outcomes)}
                 if mode != "none" and not state.call_done:
                     # interrupted (Ctrl-C) or a fixture failed before the test ran: keep the old file
                     session.discard = True
@@ -1041,6 +1120,100 @@ class MigrationPlugin:
             if isinstance(exc, (CassetteReadError, SecretInCassetteError)):
                 pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
             raise
+
+    # -- adaptive sampling ----------------------------------------------------------------------
+    def plan_adaptive(self, items: list[pytest.Item]) -> None:
+        """Decide, from the samples earlier runs recorded, how many rounds each test takes now."""
+        from .adaptive import plan_samples
+        from .cassettes import cassette_path, read_sample_outcomes
+
+        settings = self.settings
+        if settings.incumbent is None or settings.adaptive is None:
+            return
+        recorded: dict[str, dict[str, list[str]]] = {}
+        groups: dict[str, str] = {}
+        for item in items:
+            spec = _model_param(item)
+            if spec is None:
+                continue
+            test = _test_name_without_model(item.nodeid, spec.id)
+            mark = item.get_closest_marker("prompt")
+            groups[test] = str(mark.args[0]) if mark is not None and mark.args else default_group(test)
+            name = test.split("::", 1)[1] if "::" in test else test
+            path = cassette_path(Path(str(item.path)), name, spec.id, folder=settings.cassette_dir)
+            recorded.setdefault(test, {})[spec.id] = read_sample_outcomes(path)
+        candidates = [s.id for s in settings.selected if s.id != settings.incumbent.id]
+        self.adaptive_plan = plan_samples(
+            recorded,
+            groups,
+            settings.incumbent.id,
+            candidates,
+            settings.adaptive,
+            recording=settings.record_mode not in ("none", RECORD_MODE_DISABLED),
+            batch=settings.samples_batch,
+        )
+        self.adaptive_targets = dict(self.adaptive_plan.targets)
+
+    def _budget_spent(self, state: ItemState, index: int) -> bool:
+        """Recording with --samples=auto: no new sample once the call or dollar budget is used."""
+        settings = self.settings
+        if not settings.samples_auto or settings.record_mode in ("none", RECORD_MODE_DISABLED):
+            return False
+        over_calls = settings.max_calls is not None and self.calls_recorded >= settings.max_calls
+        over_cost = settings.budget_usd is not None and self.cost_recorded >= settings.budget_usd
+        if (over_calls or over_cost) and index > 0:
+            self.budget_exhausted = True
+            return True
+        return False
+
+    def _count_recorded(self, state: ItemState) -> None:
+        session = state.cassette_session
+        if session is None:
+            return
+        new = session.recorded - state.counted
+        state.counted = session.recorded
+        self.calls_recorded += new
+        if new and self.settings.prices:
+            from .metrics import price_for_call
+
+            self._read_calls(state)
+            names = {s.id: s.name for s in self.settings.registry}
+            for call in state.calls[-new:]:
+                price = price_for_call(call, state.spec.id, self.settings.prices, names)
+                usage = call.get("usage") or {}
+                cost = (
+                    price.cost(
+                        input_tokens=usage.get("input_tokens"),
+                        output_tokens=usage.get("output_tokens"),
+                        cached_input_tokens=usage.get("cached_input_tokens"),
+                    )
+                    if price is not None
+                    else None
+                )
+                self.cost_recorded += cost or 0.0
+
+    def adaptive_summary(self) -> tuple[dict[str, Any], list[str]] | None:
+        """Decisions from this run's sample outcomes (the same offline as when recorded)."""
+        settings = self.settings
+        if not settings.samples_auto or settings.incumbent is None or settings.adaptive is None:
+            return None
+        from .adaptive import decide, summary_lines
+
+        outcomes: dict[str, dict[str, list[str]]] = {}
+        groups: dict[str, str] = {}
+        for outcome in self.collector.outcomes():
+            outcomes.setdefault(outcome.test, {})[outcome.model] = list(outcome.samples)
+            groups[outcome.test] = outcome.group
+        candidates = [s.id for s in settings.selected if s.id != settings.incumbent.id]
+        plan = decide(outcomes, groups, settings.incumbent.id, candidates, settings.adaptive)
+        plan.targets = {t: min((len(v) for v in per.values()), default=0) for t, per in outcomes.items()}
+        plan.budget_spent = self.budget_exhausted
+        lines = summary_lines(plan, fixed_n=settings.adaptive.max_samples, calls_made=self.calls_recorded)
+        return {
+            **plan.to_dict(),
+            "policy": settings.adaptive.to_dict(),
+            "calls_recorded": self.calls_recorded,
+        }, lines
 
     # -- what checks read ----------------------------------------------------------------------
     def _generation_calls(self, state: ItemState) -> list[Call]:
@@ -1147,7 +1320,7 @@ class MigrationPlugin:
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
         """Run a test ``samples`` times in one item; each sample's calls are episodes of one cassette."""
         state = pyfuncitem.stash.get(item_key, None)
-        if state is None or state.samples <= 1:
+        if state is None or (state.samples <= 1 and not self.settings.samples_auto):
             return None
         import inspect
 
@@ -1163,11 +1336,15 @@ class MigrationPlugin:
         problems: list[str] = []
         state.sample_starts.clear()
         for index in range(state.samples):
+            if self._budget_spent(state, index):
+                break
             state.sample_starts.append(len(state.collector.results) if state.collector is not None else 0)
             problem = self._run_sample(function, kwargs, state)
             state.sample_outcomes.append("failed" if problem else "passed")
             if problem:
                 problems.append(f"sample {index + 1}: {problem}")
+        if self.settings.samples_auto:
+            self._count_recorded(state)
         if problems:
             shown = "\n".join(f"  {p}" for p in problems[:10])
             more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
@@ -1418,6 +1595,9 @@ class MigrationPlugin:
                 self.extra_regressions.append(
                     f"{count} regression(s) against the baseline {settings.baseline_compare}"
                 )
+        adaptive = self.adaptive_summary()
+        if adaptive is not None:
+            run["adaptive"], self.adaptive_lines = adaptive
         if gate is not None:
             self._finish_gate(run["gate"], gate)
         self.config.hook.pytest_modelmigrate_run(config=self.config, run=run)
@@ -1474,6 +1654,10 @@ class MigrationPlugin:
                 write(line)
         for line in self.baseline_lines:
             write(line)
+        if self.adaptive_lines:
+            write("")
+            for line in self.adaptive_lines:
+                write(line)
         if self.gate_lines:
             write("")
             for line in self.gate_lines[:-1]:

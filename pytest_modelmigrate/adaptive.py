@@ -1,0 +1,157 @@
+"""``--samples=auto``: how many samples each (test, model) takes in this run, and the decisions.
+
+Pure module: no pytest import. Recording is done in passes: each pytest run with
+``--samples=auto --record-mode=new_episodes`` replays the samples already in the cassettes and
+records more only where the incumbent-against-candidate comparison is still undecided, by at
+most ``batch`` rounds. The outcome of every sample is kept in the cassette's metadata, so a run
+can plan from what earlier runs recorded, and a replay (``--record-mode=none``) takes exactly
+the recorded samples and reaches the same decisions offline. The stopping rule is
+:mod:`pytest_modelmigrate.sequential`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .sequential import AdaptivePolicy, Decision, SequentialComparison
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+PASSED = "passed"
+
+
+def _pairs(incumbent: Sequence[str], candidate: Sequence[str]) -> list[tuple[bool, bool]]:
+    """Round i pairs the incumbent's sample i with the candidate's sample i."""
+    return [(a == PASSED, b == PASSED) for a, b in zip(incumbent, candidate, strict=False)]
+
+
+def _decide(pairs: Sequence[tuple[bool, bool]], policy: AdaptivePolicy, tests: int = 1) -> Decision:
+    comparison = SequentialComparison(policy, tests=tests)
+    for pair in pairs:
+        comparison.add(*pair)
+        if comparison.decision().final:
+            break
+    return comparison.decision()
+
+
+@dataclass
+class Plan:
+    """Samples to take per (test, model) and the decisions the recorded samples give."""
+
+    targets: dict[str, int] = field(default_factory=dict)  # test -> rounds this run takes
+    test_decisions: dict[str, dict[str, Decision]] = field(default_factory=dict)  # test -> cand
+    group_decisions: dict[str, dict[str, Decision]] = field(default_factory=dict)  # group -> cand
+    budget_spent: bool = False
+
+    @property
+    def undecided(self) -> int:
+        return sum(not d.final for per in self.test_decisions.values() for d in per.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "targets": dict(self.targets),
+            "tests": {t: {c: d.to_dict() for c, d in per.items()} for t, per in self.test_decisions.items()},
+            "groups": {
+                g: {c: d.to_dict() for c, d in per.items()} for g, per in self.group_decisions.items()
+            },
+            "undecided": self.undecided,
+            "budget_spent": self.budget_spent,
+        }
+
+
+def decide(
+    outcomes: Mapping[str, Mapping[str, Sequence[str]]],
+    groups: Mapping[str, str],
+    incumbent: str,
+    candidates: Sequence[str],
+    policy: AdaptivePolicy,
+) -> Plan:
+    """Decisions from sample outcomes: ``outcomes[test][model]`` is the list of sample outcomes."""
+    plan = Plan()
+    by_group: dict[str, list[str]] = {}
+    for test in outcomes:
+        by_group.setdefault(groups.get(test, test), []).append(test)
+    for test, per_model in outcomes.items():
+        mine = per_model.get(incumbent, [])
+        plan.test_decisions[test] = {
+            cand: _decide(_pairs(mine, per_model.get(cand, [])), policy) for cand in candidates
+        }
+    for group, tests in by_group.items():
+        plan.group_decisions[group] = {}
+        for cand in candidates:
+            rounds = [_pairs(outcomes[t].get(incumbent, []), outcomes[t].get(cand, [])) for t in tests]
+            interleaved = [
+                r[i] for i in range(max((len(r) for r in rounds), default=0)) for r in rounds if i < len(r)
+            ]
+            plan.group_decisions[group][cand] = _decide(interleaved, policy, tests=len(tests))
+    return plan
+
+
+def plan_samples(
+    recorded: Mapping[str, Mapping[str, Sequence[str]]],
+    groups: Mapping[str, str],
+    incumbent: str,
+    candidates: Sequence[str],
+    policy: AdaptivePolicy,
+    *,
+    recording: bool,
+    batch: int,
+    budget_left: bool = True,
+) -> Plan:
+    """How many rounds each test takes in this run.
+
+    Replaying, a test takes exactly the rounds its cassettes hold (the fewest any of its models
+    recorded), so the decisions are the recorded ones. Recording, a test whose comparison with
+    some candidate, or whose group's, is undecided gets up to ``batch`` more rounds, never more
+    than ``policy.max_samples``; at least ``policy.min_samples`` rounds are always taken.
+    """
+    plan = decide(recorded, groups, incumbent, candidates, policy)
+    plan.budget_spent = recording and not budget_left
+    for test, per_model in recorded.items():
+        models = [incumbent, *candidates]
+        have = min((len(per_model.get(m, [])) for m in models), default=0)
+        if not recording:
+            plan.targets[test] = have
+            continue
+        group = groups.get(test, test)
+        undecided = any(
+            not plan.test_decisions[test][c].final or not plan.group_decisions[group][c].final
+            for c in candidates
+        )
+        if have < policy.min_samples:
+            target = policy.min_samples
+        elif undecided and budget_left:
+            target = min(have + batch, policy.max_samples)
+        else:
+            target = have
+        plan.targets[test] = max(target, 1)
+    return plan
+
+
+def summary_lines(plan: Plan, *, fixed_n: int, calls_made: int) -> list[str]:
+    """The adaptive-sampling section: samples per test, decisions, calls saved against fixed N."""
+    lines = []
+    tests = len(plan.targets)
+    used = sum(plan.targets.values())
+    saved = tests * fixed_n - used
+    settled = sum(d.final for per in plan.test_decisions.values() for d in per.values())
+    total = sum(len(per) for per in plan.test_decisions.values())
+    lines.append(
+        f"adaptive sampling: {settled}/{total} comparisons decided; {used} rounds over {tests} test(s) "
+        f"against {tests * fixed_n} at a fixed {fixed_n} ({saved} rounds saved); "
+        f"{calls_made} call(s) recorded this run" + ("; budget spent" if plan.budget_spent else "")
+    )
+    for test, per in plan.test_decisions.items():
+        parts = [f"{cand}: {d.status} ({d.reason})" for cand, d in per.items()]
+        lines.append(f"  {test} [{plan.targets.get(test, 0)} rounds] " + "; ".join(parts))
+    for group, per in plan.group_decisions.items():
+        parts = [f"{cand}: {d.status}" for cand, d in per.items()]
+        lines.append(f"  group {group}: " + "; ".join(parts))
+    if plan.undecided and not plan.budget_spent:
+        lines.append(
+            f"  {plan.undecided} comparison(s) undecided: "
+            "run again with --record-mode=new_episodes to sample more"
+        )
+    return lines

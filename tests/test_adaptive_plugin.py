@@ -1,0 +1,113 @@
+"""--samples=auto: record more samples only where undecided, then replay to the same decisions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from pytest_modelmigrate.emulator import Emulator
+
+# Both models pass the flaky prompt half the time, out of step: every pair disagrees, wins and
+# losses alternate, and the comparison stays undecided for a while.
+SCRIPT = {
+    "models": {
+        "emu-old": {
+            "rules": [
+                {"match": "same|drop", "reply": "ok"},
+                {"match": "flaky", "sequence": [{"reply": r} for r in ["ok", "bad"] * 12]},
+            ]
+        },
+        "emu-new": {
+            "rules": [
+                {"match": "same", "reply": "ok"},
+                {"match": "drop", "reply": "bad"},
+                {"match": "flaky", "sequence": [{"reply": r} for r in ["bad", "ok"] * 12]},
+            ]
+        },
+    }
+}
+
+TESTS = """
+import pytest
+import app
+
+@pytest.mark.prompt("same")
+def test_same(model, checks):
+    checks.contains(app.chat(model, "same prompt"), "ok")
+
+@pytest.mark.prompt("drop")
+def test_drop(model, checks):
+    checks.contains(app.chat(model, "drop prompt"), "ok")
+
+@pytest.mark.prompt("flaky")
+def test_flaky(model, checks):
+    checks.contains(app.chat(model, "flaky prompt"), "ok")
+"""
+
+AUTO = ["--models=emu-old,emu-new", "--samples=auto", "--samples-min=5", "--samples-max=12", "-p", "no:randomly"]
+
+
+def _episodes(pytester: pytest.Pytester, model: str, test: str) -> int:
+    path = pytester.path / "cassettes" / "test_auto" / model / f"{test}.yaml"
+    data = yaml.safe_load(path.read_text())
+    assert len(data["metadata"]["modelmigrate"]["samples"]) == len(data["interactions"])
+    return len(data["interactions"])
+
+
+def test_adaptive_sampling_records_only_where_undecided_then_replays_the_same(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import APP, free_port
+
+    emulator = Emulator(SCRIPT, port=free_port(), time_scale=0)
+    emulator.start()
+    monkeypatch.setenv("EMU_URL", emulator.url)
+    monkeypatch.setenv("COLUMNS", "160")
+    pytester.makepyfile(app=APP, test_auto=TESTS)
+    pytester.syspathinsert()
+
+    first = pytester.runpytest(*AUTO, "--record-mode=new_episodes", "--migration-json=pass1.json")
+    first.stdout.fnmatch_lines(["adaptive sampling: *comparisons decided*", "*undecided: run again*"])
+    # every test starts with the minimum, 5 rounds per model
+    assert {t: _episodes(pytester, "emu-new", t) for t in ("test_same", "test_drop", "test_flaky")} == {
+        "test_same": 5,
+        "test_drop": 5,
+        "test_flaky": 5,
+    }
+    pass1 = json.loads((pytester.path / "pass1.json").read_text())["adaptive"]
+    assert pass1["tests"]["test_auto.py::test_drop"]["emu-new"]["status"] == "regressed"
+    assert pass1["tests"]["test_auto.py::test_same"]["emu-new"]["status"] == "not-regressed"
+
+    for _ in range(3):  # later passes add rounds to the undecided comparison only
+        pytester.runpytest(*AUTO, "--record-mode=new_episodes")
+    assert _episodes(pytester, "emu-new", "test_same") == 5
+    assert _episodes(pytester, "emu-new", "test_drop") == 5
+    flaky_rounds = _episodes(pytester, "emu-new", "test_flaky")
+    assert 5 < flaky_rounds <= 12
+    assert _episodes(pytester, "emu-old", "test_flaky") == flaky_rounds
+    served = len(emulator.requests)
+    emulator.stop()
+
+    recorded = pytester.runpytest(*AUTO, "--record-mode=new_episodes", "--migration-json=last.json")
+    replayed = pytester.runpytest(*AUTO, "--migration-json=replay.json", "--block-network")
+    replayed_again = pytester.runpytest(*AUTO, "--migration-json=replay2.json", "--block-network")
+    last = json.loads((pytester.path / "last.json").read_text())
+    replay = json.loads((pytester.path / "replay.json").read_text())
+    replay2 = json.loads((pytester.path / "replay2.json").read_text())
+    assert served > 0
+    assert replay["matrix"] == last["matrix"] == replay2["matrix"]
+    assert replay["adaptive"]["tests"] == last["adaptive"]["tests"]
+    gate_lines = [
+        [line for line in r.outlines if line.startswith("migration gate:")] for r in (recorded, replayed, replayed_again)
+    ]
+    assert gate_lines[0] == gate_lines[1] == gate_lines[2] != []
+    assert replay["adaptive"]["targets"]["test_auto.py::test_flaky"] == flaky_rounds
+
+
+def test_samples_auto_bounds_are_checked(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_it(model): pass")
+    result = pytester.runpytest("--models=a,b", "--samples=auto", "--samples-min=9", "--samples-max=3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--samples-min (9) is larger than --samples-max (3)*"])
