@@ -367,6 +367,7 @@ class ItemState:
     sample_starts: list[int] = field(default_factory=list)
     parsed: dict[int, Call] = field(default_factory=dict)
     counted: int = 0
+    cassette_rel: str | None = None
 
     def check_dicts(self) -> list[dict[str, Any]]:
         """Every check result, JSON-safe, with the index of the sample that ran it."""
@@ -1269,28 +1270,41 @@ class MigrationPlugin:
             return None
         return theirs[min(position, len(theirs) - 1)].text
 
-    def _publish(self, item: pytest.Item, state: ItemState) -> None:
-        """Put this (test, model)'s JSON-safe record in ``user_properties`` (xdist carries it)."""
+    def _publish(self, item: pytest.Item, state: ItemState, *, full: bool = False) -> None:
+        """Put this (test, model)'s JSON-safe record in ``user_properties`` (xdist carries it).
+
+        Every report carries who it is about (so a crashed worker's test is still placed);
+        only the last one, the teardown's, carries calls, checks and samples: pytest keeps
+        every report until the end, and the controller needs them once.
+        """
+        if state.cassette_rel is None and state.cassette is not None:
+            state.cassette_rel = _relative(state.cassette, self.config.rootpath)
         record: dict[str, Any] = {
             "v": RECORD_VERSION,
             "test": state.test,
             "model": state.spec.id,
             "group": state.group,
-            "cassette": _relative(state.cassette, self.config.rootpath) if state.cassette else None,
-            "calls": state.calls,
-            "samples": list(state.sample_outcomes),
-            "checks": state.check_dicts(),
+            "cassette": state.cassette_rel,
         }
+        simple = [("model", state.spec.id), ("prompt", state.group)]
+        if full:
+            record["calls"] = state.calls
+            record["samples"] = list(state.sample_outcomes)
+            record["checks"] = checks = state.check_dicts()
+            failed = sorted({c["name"] for c in checks if not c["passed"]})
+            simple.append(("checks_failed", ",".join(failed)))
         if state.prompt:
             record["prompt"] = state.prompt
-        if state.dataset:
+        if full and state.dataset:
             record["dataset"] = list(state.dataset)
             mark = item.get_closest_marker("dataset")
             if mark is not None:
                 settings = {k: mark.kwargs[k] for k in ("labels", "min_accuracy") if k in mark.kwargs}
                 record["dataset_settings"] = {k: list(v) if k == "labels" else v for k, v in settings.items()}
-        item.user_properties[:] = [(k, v) for k, v in item.user_properties if k != PROPERTY]
-        item.user_properties.append((PROPERTY, record))
+        ours = {PROPERTY, *(name for name, _ in simple), "checks_failed"}
+        item.user_properties[:] = [(k, v) for k, v in item.user_properties if k not in ours]
+        # JUnit XML shows these as plain properties; the record is for the controller
+        item.user_properties.extend([*simple, (PROPERTY, record)])
 
     def _read_calls(self, state: ItemState) -> None:
         session = state.cassette_session
@@ -1401,7 +1415,6 @@ class MigrationPlugin:
         if state is not None:
             if call.when == "call":
                 state.call_done = True
-                self._read_calls(state)
                 session = state.cassette_session
                 excinfo = call.excinfo
                 if (
@@ -1413,7 +1426,9 @@ class MigrationPlugin:
                     )
                 ):
                     session.discard = True
-            self._publish(item, state)
+            if call.when == "teardown":
+                self._read_calls(state)  # fixtures may call the model while tearing down
+            self._publish(item, state, full=call.when == "teardown")
         report = yield
         if state is not None and call.excinfo is not None:
             from .cassettes import CassetteMiss
