@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 # Imported here once: pytester's in-process runs restore sys.modules afterwards, so an SDK first
 # imported inside a pytester project would be imported again (seconds) on every run.
@@ -107,3 +108,24 @@ def project(
     pytester.makepyfile(app=APP)
     pytester.syspathinsert()
     return pytester
+
+
+@pytest.fixture
+def start_emulator(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Emulator]]:
+    """Start a scripted emulator, point the pytester project's app at it and add test files."""
+    started: list[Emulator] = []
+
+    def start(script: dict[str, Any], **files: str) -> Emulator:
+        emulator = Emulator(script, port=free_port(), time_scale=0).start()
+        started.append(emulator)
+        monkeypatch.setenv("EMU_URL", emulator.url)
+        monkeypatch.setenv("COLUMNS", "160")
+        pytester.makepyfile(app=APP, **files)
+        pytester.syspathinsert()
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 import yaml
@@ -46,7 +47,14 @@ def test_flaky(model, checks):
     checks.contains(app.chat(model, "flaky prompt"), "ok")
 """
 
-AUTO = ["--models=emu-old,emu-new", "--samples=auto", "--samples-min=5", "--samples-max=12", "-p", "no:randomly"]
+AUTO = [
+    "--models=emu-old,emu-new",
+    "--samples=auto",
+    "--samples-min=5",
+    "--samples-max=12",
+    "-p",
+    "no:randomly",
+]
 
 
 def _episodes(pytester: pytest.Pytester, model: str, test: str) -> int:
@@ -57,16 +65,9 @@ def _episodes(pytester: pytest.Pytester, model: str, test: str) -> int:
 
 
 def test_adaptive_sampling_records_only_where_undecided_then_replays_the_same(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, start_emulator: Callable[..., Emulator]
 ) -> None:
-    from conftest import APP, free_port
-
-    emulator = Emulator(SCRIPT, port=free_port(), time_scale=0)
-    emulator.start()
-    monkeypatch.setenv("EMU_URL", emulator.url)
-    monkeypatch.setenv("COLUMNS", "160")
-    pytester.makepyfile(app=APP, test_auto=TESTS)
-    pytester.syspathinsert()
+    emulator = start_emulator(SCRIPT, test_auto=TESTS)
 
     first = pytester.runpytest(*AUTO, "--record-mode=new_episodes", "--migration-json=pass1.json")
     first.stdout.fnmatch_lines(["adaptive sampling: *comparisons decided*", "*undecided: run again*"])
@@ -100,7 +101,8 @@ def test_adaptive_sampling_records_only_where_undecided_then_replays_the_same(
     assert replay["matrix"] == last["matrix"] == replay2["matrix"]
     assert replay["adaptive"]["tests"] == last["adaptive"]["tests"]
     gate_lines = [
-        [line for line in r.outlines if line.startswith("migration gate:")] for r in (recorded, replayed, replayed_again)
+        [line for line in r.outlines if line.startswith("migration gate:")]
+        for r in (recorded, replayed, replayed_again)
     ]
     assert gate_lines[0] == gate_lines[1] == gate_lines[2] != []
     assert replay["adaptive"]["targets"]["test_auto.py::test_flaky"] == flaky_rounds

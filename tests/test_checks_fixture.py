@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,15 +61,8 @@ def test_flaky(model, checks):
 
 
 @pytest.fixture
-def scripted(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    from conftest import APP, free_port
-
-    emulator = Emulator(SCRIPT, port=free_port(), time_scale=0)
-    emulator.start()
-    monkeypatch.setenv("EMU_URL", emulator.url)
-    monkeypatch.setenv("COLUMNS", "160")
-    pytester.makepyfile(app=APP, test_prompts=TESTS)
-    pytester.syspathinsert()
+def scripted(pytester: pytest.Pytester, start_emulator: Callable[..., Emulator]) -> pytest.Pytester:
+    emulator = start_emulator(SCRIPT, test_prompts=TESTS)
     pytester.runpytest("--models=emu-old,emu-new", "--record-mode=once").assert_outcomes(passed=2, failed=4)
     emulator.stop()
     return pytester
