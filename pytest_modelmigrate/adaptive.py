@@ -155,3 +155,40 @@ def summary_lines(plan: Plan, *, fixed_n: int, calls_made: int) -> list[str]:
             "run again with --record-mode=new_episodes to sample more"
         )
     return lines
+
+
+def sequential_verdicts(
+    plan: Plan, groups: Mapping[str, str]
+) -> tuple[dict[str, dict[str, dict[str, Any]]], list[str]]:
+    """Verdicts per prompt group and candidate from the sequential decisions, and regressions.
+
+    ``re-engineer`` when the test or group comparison crossed the regression boundary;
+    ``migrate`` when every comparison of the group was decided not regressed; otherwise
+    ``investigate`` (still undecided: sample more, or the budget ran out). Under
+    ``--samples=auto`` these replace the fixed-N tests, whose error rates do not hold for
+    adaptively stopped tallies.
+    """
+    verdicts: dict[str, dict[str, dict[str, Any]]] = {}
+    regressions: list[str] = []
+    tests_of: dict[str, list[str]] = {}
+    for test in plan.test_decisions:
+        tests_of.setdefault(groups.get(test, test), []).append(test)
+    for group, tests in tests_of.items():
+        for cand, group_decision in plan.group_decisions.get(group, {}).items():
+            decisions = {t: plan.test_decisions[t][cand] for t in tests}
+            regressed = [t for t, d in decisions.items() if d.status == "regressed"]
+            if regressed or group_decision.status == "regressed":
+                found = [f"{t}: {decisions[t].reason}" for t in regressed]
+                if group_decision.status == "regressed":
+                    found.append(f"group {group}: {group_decision.reason}")
+                regressions.extend(f"{group} on {cand}: {item}" for item in found)
+                verdict, reason = "re-engineer", "sequential: regressed: " + "; ".join(found)
+            elif group_decision.final and all(d.final for d in decisions.values()):
+                verdict, reason = "migrate", f"sequential: not regressed on {len(tests)} test(s)"
+            else:
+                open_tests = [t for t, d in decisions.items() if not d.final]
+                why = "budget spent" if plan.budget_spent else "sample more with --record-mode=new_episodes"
+                verdict = "investigate"
+                reason = f"sequential: undecided on {len(open_tests) or len(tests)} test(s) ({why})"
+            verdicts.setdefault(group, {})[cand] = {"verdict": verdict, "reason": reason}
+    return verdicts, regressions

@@ -982,6 +982,9 @@ class MigrationPlugin:
         self.extra_regressions: list[str] = []
         self.gate_lines: list[str] = []
         self.adaptive_lines: list[str] = []
+        self.adaptive_plan_final: Any = None
+        self.sequential_regressions: list[str] = []
+        self.sequential_verdict_lines: list[str] = []
         self.gate_passed = True
         if settings.baseline_compare is not None and not self.is_worker:
             from .baseline import BaselineError, load_run
@@ -1207,6 +1210,7 @@ class MigrationPlugin:
             groups[outcome.test] = outcome.group
         candidates = [s.id for s in settings.selected if s.id != settings.incumbent.id]
         plan = decide(outcomes, groups, settings.incumbent.id, candidates, settings.adaptive)
+        self.adaptive_plan_final = plan
         plan.targets = {t: min((len(v) for v in per.values()), default=0) for t, per in outcomes.items()}
         plan.budget_spent = self.budget_exhausted
         lines = summary_lines(plan, fixed_n=settings.adaptive.max_samples, calls_made=self.calls_recorded)
@@ -1613,10 +1617,36 @@ class MigrationPlugin:
         adaptive = self.adaptive_summary()
         if adaptive is not None:
             run["adaptive"], self.adaptive_lines = adaptive
+            if gate is not None:
+                self._sequential_gate(run["gate"])
         if gate is not None:
             self._finish_gate(run["gate"], gate)
         self.config.hook.pytest_modelmigrate_run(config=self.config, run=run)
         return run
+
+    def _sequential_gate(self, gate_dict: dict[str, Any]) -> None:
+        """Under --samples=auto the sequential decisions, not fixed-N tests, make the verdicts."""
+        from .adaptive import sequential_verdicts
+
+        plan = self.adaptive_plan_final
+        if plan is None:
+            return
+        groups = {o.test: o.group for o in self.collector.outcomes()}
+        verdicts, regressions = sequential_verdicts(plan, groups)
+        gate_dict["verdicts"] = {
+            group: {
+                cand: {**gate_dict.get("verdicts", {}).get(group, {}).get(cand, {}), **v}
+                for cand, v in per.items()
+            }
+            for group, per in verdicts.items()
+        }
+        gate_dict["sequential_regressions"] = regressions
+        self.sequential_regressions = regressions
+        self.sequential_verdict_lines = [
+            f"{group}  {cand}: {v['verdict']}: {v['reason']}"
+            for group, per in sorted(verdicts.items())
+            for cand, v in per.items()
+        ]
 
     def _finish_gate(self, gate_dict: dict[str, Any], gate: GateResult) -> None:
         """Fold dataset and baseline regressions into the gate's decision and its last line."""
@@ -1625,6 +1655,18 @@ class MigrationPlugin:
         self.gate_lines = lines[:-1]
         passed = gate.passed
         final = lines[-1]
+        if self.sequential_verdict_lines:
+            mode = self.settings.gate_mode
+            self.gate_lines = [lines[0], *self.sequential_verdict_lines]
+            regressions = self.sequential_regressions
+            if mode == "no-regression":
+                passed = not regressions
+                reason = (
+                    f"{len(regressions)} sequential regression(s): " + "; ".join(regressions[:2])
+                    if regressions
+                    else "no sequential regression against the incumbent"
+                )
+                final = f"migration gate: {'PASSED' if passed else 'FAILED'}: {reason}"
         if self.extra_regressions:
             gate_dict["extra_regressions"] = list(self.extra_regressions)
             self.gate_lines.extend(self.extra_regressions)

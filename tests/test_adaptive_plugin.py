@@ -107,6 +107,19 @@ def test_adaptive_sampling_records_only_where_undecided_then_replays_the_same(
     assert gate_lines[0] == gate_lines[1] == gate_lines[2] != []
     assert replay["adaptive"]["targets"]["test_auto.py::test_flaky"] == flaky_rounds
 
+    # the sequential decisions, not fixed-N tests on stopped tallies, make the verdicts
+    gated = pytester.runpytest(*AUTO, "--migration-gate=no-regression", "--migration-json=gated.json")
+    assert gated.ret == pytest.ExitCode.TESTS_FAILED
+    gated.stdout.fnmatch_lines(
+        [
+            "drop  emu-new: re-engineer: sequential: regressed*",
+            "migration gate: FAILED: 2 sequential regression(s): drop on emu-new*",
+        ]
+    )
+    verdicts = json.loads((pytester.path / "gated.json").read_text())["gate"]["verdicts"]
+    assert verdicts["drop"]["emu-new"]["verdict"] == "re-engineer"
+    assert verdicts["same"]["emu-new"]["verdict"] == "migrate"
+
 
 def test_samples_auto_bounds_are_checked(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_it(model): pass")
