@@ -1462,6 +1462,11 @@ class MigrationPlugin:
         )
         if added is None and report.failed:
             self.other_failures += 1
+        if added is not None:
+            # The record has been read; pytest keeps every report until the end of the session,
+            # so don't let it keep a second copy of the calls and checks (model, prompt and
+            # checks_failed stay, as plain properties, for JUnit XML and other readers).
+            report.user_properties = [(k, v) for k, v in report.user_properties if k != PROPERTY]
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         settings = self.settings
