@@ -155,3 +155,18 @@ def test_corrupt_cassette_fails_the_test_naming_the_file(project: pytest.Pyteste
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*test_it.yaml: cannot be parsed*git checkout it*"])
     assert cassette.read_text() == "interactions: [ {request: \n"
+
+
+def test_atomic_write_gives_the_file_an_ordinary_mode(tmp_path: Path) -> None:
+    path = tmp_path / "new.yaml"
+    write_atomically(path, "x: 1\n")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+    path.chmod(0o640)
+    write_atomically(path, "x: 2\n")  # an existing file keeps its mode
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
