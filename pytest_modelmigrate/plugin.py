@@ -1221,19 +1221,27 @@ class MigrationPlugin:
         }, lines
 
     # -- what checks read ----------------------------------------------------------------------
+    def _parsed_call(self, state: ItemState, index: int) -> Call:
+        """Interaction ``index`` of the test's cassette as a :class:`Call`, parsed once."""
+        call = state.parsed.get(index)
+        if call is None:
+            from .providers.parse import parse_interaction
+
+            assert state.cassette_session is not None
+            request, response = state.cassette_session.used[index]
+            source = str(state.cassette_session.path)
+            call = parse_interaction(request._to_dict(), response, source=source, index=index)
+            state.parsed[index] = call
+        return call
+
     def _generation_calls(self, state: ItemState) -> list[Call]:
-        """The test's model calls so far (judge and embedding calls left out), parsed once each."""
+        """The test's model calls so far (judge and embedding calls left out)."""
         session = state.cassette_session
         if session is None:
             return []
-        from .providers.parse import parse_interaction
-
         calls = []
-        for index, (request, response) in enumerate(session.used):
-            call = state.parsed.get(index)
-            if call is None:
-                call = parse_interaction(request._to_dict(), response, source=str(session.path), index=index)
-                state.parsed[index] = call
+        for index in range(len(session.used)):
+            call = self._parsed_call(state, index)
             if call.endpoint not in ("chat.completions", "responses", "messages"):
                 continue
             if state.judge_model and call.model_requested == state.judge_model != state.spec.name:
@@ -1311,26 +1319,19 @@ class MigrationPlugin:
         item.user_properties.extend([*simple, (PROPERTY, record)])
 
     def _read_calls(self, state: ItemState) -> None:
+        """The JSON-safe summary of every call the test made (what metrics read)."""
+        from .providers.base import CassetteFormatError
+
         session = state.cassette_session
         if session is None:
             return
-        from .providers.base import CassetteFormatError
-
-        try:
-            from .providers.parse import parse_interaction
-        except ImportError:  # parsing not available: keep latency only
-            state.calls = [{"latency_ms": r.get("latency_ms")} for _, r in session.used]
-            return
         calls = []
-        for index, (request, response) in enumerate(session.used):
+        for index in range(len(session.used)):
             try:
-                call = parse_interaction(request._to_dict(), response, source=str(session.path), index=index)
+                calls.append(self._parsed_call(state, index).summary())
             except CassetteFormatError as exc:
-                calls.append(
-                    {"provider": "unknown", "endpoint": "other", "status": 0, "error": {"message": str(exc)}}
-                )
-                continue
-            calls.append(call.summary())
+                error = {"message": str(exc)}
+                calls.append({"provider": "unknown", "endpoint": "other", "status": 0, "error": error})
         state.calls = calls
 
     # -- hooks -------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Imported here once: pytester's in-process runs restore sys.modules afterwards, so an SDK first
 # imported inside a pytester project would be imported again (seconds) on every run.
@@ -17,6 +19,9 @@ import openai  # noqa: F401
 import pytest
 
 from pytest_modelmigrate.emulator import Emulator
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -80,6 +85,18 @@ def claude_async(model, prompt):
         return r.content[0].text
     return asyncio.run(go())
 """
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (a script folder, not a package) for a smoke test."""
+    path = REPO / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

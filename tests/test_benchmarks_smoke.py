@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import load_benchmark
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "replay_bench.py"
+    pass
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("replay_bench", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("replay_bench", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-rb = _load()
+rb = load_benchmark("replay_bench")
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,17 @@
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import load_benchmark
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_modelmigrate.gate import MODES, GatePolicy, Tally, evaluate
 
 if TYPE_CHECKING:
-    from types import ModuleType
+    pass
 
 Matrix = dict[str, dict[str, dict[str, Tally]]]
 MODELS = ["gpt-4o", "gpt-5"]
@@ -362,19 +360,8 @@ def test_identical_models_never_regress(matrix: Matrix) -> None:
 # -- the simulation benchmark, smoke only ------------------------------------------------------
 
 
-def _load_simulation() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gate_simulation.py"
-    spec = importlib.util.spec_from_file_location("gate_simulation", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gate_simulation", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_simulation_smoke() -> None:
-    sim = _load_simulation()
+    sim = load_benchmark("gate_simulation")
     rows = sim.run_simulation(reps=3, seed=1, samples=(2, 5), group_size=3)
     assert len(rows) == 8
     assert all(0.0 <= r.false_alarm <= 1.0 and 0.0 <= r.detection <= 1.0 for r in rows)

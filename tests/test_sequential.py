@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import load_benchmark
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +26,7 @@ from pytest_modelmigrate.sequential import (
 )
 
 if TYPE_CHECKING:
-    from types import ModuleType
+    pass
 
 Pair = tuple[bool, bool]
 LOSS: Pair = (True, False)
@@ -270,21 +268,9 @@ def test_bounds_respected(pairs: list[Pair], low: int, extra: int) -> None:
 
 # --- the simulation ---------------------------------------------------------------------------
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "adaptive_simulation.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("adaptive_simulation", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("adaptive_simulation", module)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_simulation_smoke(capsys: pytest.CaptureFixture[str]) -> None:
-    sim = _load()
+    sim = load_benchmark("adaptive_simulation")
     assert sim.main(["--reps", "20", "--group-reps", "2", "--group-size", "3", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "| equal rates | adaptive (this rule) |" in out
