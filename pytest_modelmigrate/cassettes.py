@@ -6,6 +6,7 @@ plugin in a project that never asks for ``model`` stays cheap.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import functools
@@ -129,6 +130,15 @@ class AtomicPersister:
     """vcrpy persister: readable errors on load; on save, scrub, scan for keys, temp file + rename."""
 
     scrubber: Scrubber | None = None  # set per session by the plugin
+    parse_cache: Path | None = None  # folder of parsed cassettes (see ParseCache); None: no cache
+    # The event streams the last load parsed while checking them, by id() of the response:
+    # the cassette that asked for the load takes them (``take_parsed``), so nothing parses twice.
+    _parsed: dict[int, tuple[dict[str, Any], Any]] = {}  # noqa: RUF012 - replaced, never mutated
+
+    @classmethod
+    def take_parsed(cls) -> dict[int, tuple[dict[str, Any], Any]]:
+        parsed, cls._parsed = cls._parsed, {}
+        return parsed
 
     @classmethod
     def load_cassette(cls, cassette_path: str | os.PathLike[str], serializer: Any) -> Any:
@@ -144,13 +154,15 @@ class AtomicPersister:
             raise CassetteReadError(f"{path}: not UTF-8 text ({exc}); {_FIX}") from None
         if not data.strip():
             raise CassetteNotFoundError()
+        if cls.parse_cache is not None and not getattr(serializer, "__name__", "").endswith("jsonserializer"):
+            serializer = ParseCache(cls.parse_cache, path, serializer)
         try:
             requests, responses, *metadata = deserialize(data, serializer)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise CassetteReadError(f"{path}: not a vcrpy cassette ({_describe(exc)}); {_FIX}") from None
         except Exception as exc:  # noqa: BLE001 - yaml's errors have no common public base we can import cheaply
             raise CassetteReadError(f"{path}: cannot be parsed ({_describe(exc)}); {_FIX}") from None
-        _check_interactions(path, requests, responses)
+        AtomicPersister._parsed = _check_interactions(path, requests, responses)
         return (requests, responses, *metadata)  # metadata: what this plugin keeps beside them
 
     @classmethod
@@ -167,19 +179,104 @@ class AtomicPersister:
         write_atomically(path, data)
 
 
+class ParseCache:
+    """A vcrpy serializer that keeps what it parsed of a cassette, as JSON, for the next run.
+
+    Parsing YAML is most of what replaying a long cassette costs (a 60-interaction cassette of
+    400 KB takes 70-150 ms to parse, its JSON 4 ms). Like pytest's byte-code cache, the parsed
+    form is kept under the cache dir (``.pytest_cache/d/modelmigrate-cassettes/``), one file per
+    cassette path, and used only while the cassette's text is byte for byte what was parsed
+    (its SHA-256 is in the entry). Anything it cannot hold as JSON is simply not cached.
+    """
+
+    FORMAT = 1
+    _BYTES = "\x00bytes"
+    _TUPLE = "\x00tuple"
+
+    def __init__(self, folder: Path, cassette: Path, inner: Any) -> None:
+        self.inner = inner
+        name = hashlib.sha256(os.fsencode(os.path.abspath(cassette))).hexdigest()[:32]
+        self.entry = folder / f"{name}.json"
+        self.kind = getattr(inner, "__name__", type(inner).__qualname__)
+
+    def _digest(self, text: str) -> str:
+        from vcr import __version__ as vcr_version
+
+        head = f"{self.FORMAT}\0{vcr_version}\0{self.kind}\0".encode()
+        return hashlib.sha256(head + text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def deserialize(self, text: str) -> Any:
+        digest = self._digest(text)
+        try:
+            with open(self.entry, encoding="utf-8") as handle:
+                stored = json.load(handle, object_hook=self._decode)
+            if isinstance(stored, dict) and stored.get("digest") == digest:
+                return stored["data"]
+        except (OSError, ValueError, TypeError, KeyError):
+            pass  # no entry, or one from another cassette text, version or a broken write
+        data = self.inner.deserialize(text)
+        self._store(digest, data)
+        return data
+
+    def serialize(self, cassette_dict: Any) -> str:
+        return str(self.inner.serialize(cassette_dict))
+
+    def _store(self, digest: str, data: Any) -> None:
+        try:
+            text = json.dumps({"digest": digest, "data": self._encode(data)}, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError):
+            return  # custom objects (a serializer with custom tags): parse every time
+        tmp = self.entry.with_name(f".{self.entry.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, self.entry)
+        except OSError:  # a read-only, full or missing cache only costs speed
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def _encode(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError("non-string key")
+            return {k: cls._encode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cls._encode(v) for v in value]
+        if isinstance(value, tuple):
+            return {cls._TUPLE: [cls._encode(v) for v in value]}
+        if isinstance(value, bytes):
+            return {cls._BYTES: base64.b64encode(value).decode("ascii")}
+        if value is None or isinstance(value, (str, bool, int, float)):
+            return value
+        raise TypeError(f"cannot cache {type(value).__name__}")
+
+    @classmethod
+    def _decode(cls, obj: dict[str, Any]) -> Any:
+        if len(obj) == 1:
+            if cls._BYTES in obj:
+                return base64.b64decode(obj[cls._BYTES])
+            if cls._TUPLE in obj:
+                return tuple(obj[cls._TUPLE])
+        return obj
+
+
 _FIX = (
     "it was left as it is. Fix the file (git checkout it), or delete it and record again "
     "with --record-mode=once"
 )
 
 
-def _check_interactions(path: Path, requests: list[Any], responses: list[Any]) -> None:
+def _check_interactions(
+    path: Path, requests: list[Any], responses: list[Any]
+) -> dict[int, tuple[dict[str, Any], Any]]:
     """Refuse, naming the interaction, what vcrpy would only trip over while replaying.
 
     A response without ``status``/``headers``/``body`` makes vcrpy raise a bare ``KeyError``
     inside the SDK's transport; an event stream cut short (a truncated or hand-edited file)
-    would replay as a shorter answer and let the test pass on half a reply.
+    would replay as a shorter answer and let the test pass on half a reply. Returns the
+    streams it parsed to tell (as ``Call`` objects, by ``id`` of the response), for reuse.
     """
+    parsed: dict[int, tuple[dict[str, Any], Any]] = {}
     for index, (request, response) in enumerate(zip(requests, responses, strict=True)):
         where = f"{path}: interaction {index}"
         if not isinstance(response, dict):
@@ -199,7 +296,8 @@ def _check_interactions(path: Path, requests: list[Any], responses: list[Any]) -
                 f"{where}: the response lacks {', '.join(problems)} (truncated or edited by hand?); {_FIX}"
             )
         if _is_event_stream(response):
-            _check_stream(where, request, response)
+            parsed[id(response)] = (response, _check_stream(where, request, response))
+    return parsed
 
 
 def _is_event_stream(response: dict[str, Any]) -> bool:
@@ -210,12 +308,12 @@ def _is_event_stream(response: dict[str, Any]) -> bool:
     return False
 
 
-def _check_stream(where: str, request: Any, response: dict[str, Any]) -> None:
+def _check_stream(where: str, request: Any, response: dict[str, Any]) -> Any:
     from .providers.base import CassetteFormatError
     from .providers.parse import parse_interaction
 
     try:
-        parse_interaction(request._to_dict(), response)
+        return parse_interaction(request._to_dict(), response)
     except CassetteFormatError as exc:
         reason = str(exc).split("): ", 1)[-1]
         raise CassetteReadError(f"{where}: {reason}; {_FIX}") from None
@@ -289,6 +387,8 @@ class CassetteSession:
     recorded: int = 0
     played: int = 0
     misses: list[str] = field(default_factory=list)
+    # streams parsed while the file was checked on load, by id() of the response (see ``parsed``)
+    preparsed: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)  # kept in the cassette under "modelmigrate"
     discard: bool = False  # set when a recording must not be written (interrupted, errored)
 
@@ -300,18 +400,37 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
         """Adds the latency of each new recording, tracks what the test used, explains misses."""
 
         _starts: dict[int, float]
+        _before_record_request: Callable[[Any], Any]
         _loading = False
         _index: dict[tuple[Any, ...], list[int]] | None = None
         _indexed = 0
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # vcrpy filters (deep-copies, then scrubs) each request three times per call, once
+            # more what it filtered already (can_play_response_for passes its filtered copy to
+            # __contains__); filtering is idempotent, so do it once per request.
+            filter_request = self._before_record_request
+            last: list[Any] = [None, None]
+
+            def filtered_once(request: Any) -> Any:
+                if request is None or (request is not last[0] and request is not last[1]):
+                    last[1] = filter_request(request)
+                    last[0] = request
+                return last[1]
+
+            self._before_record_request = filtered_once
 
         def _load(self) -> None:
             # Interactions read from the file were scrubbed and filtered when they were recorded:
             # don't deep-copy and scrub each of them again (vcrpy loads through append()).
             self._loading = True
+            AtomicPersister.take_parsed()
             try:
                 super()._load()
             finally:
                 self._loading = False
+                session.preparsed = AtomicPersister.take_parsed()
 
         def _responses(self, request: Any) -> Any:
             """Matching recordings in order; with our default matchers, a dict look-up.
@@ -402,13 +521,15 @@ def open_cassette(
     user_config: Mapping[str, Any] | None = None,
     miss_hint: str = "",
     configure: Callable[[VCR], None] | None = None,
+    parse_cache: Path | None = None,
 ) -> Iterator[CassetteSession]:
     """Activate a cassette for one (test, model); yields the session that tracks its use.
 
     ``record_mode`` is one of :data:`RECORD_MODES`. ``rewrite`` records everything anew and
     replaces the file only when the test is over (never deleted first). ``user_config`` is the
     user's ``vcr_config`` (and ``vcr`` mark kwargs): it overrides our defaults, except that our
-    scrubbing hooks always run before the user's own.
+    scrubbing hooks always run before the user's own. ``parse_cache`` is a folder where the
+    parsed form of the cassette is kept for the next run (see :class:`ParseCache`).
     """
     from vcr import VCR
 
@@ -429,6 +550,7 @@ def open_cassette(
     )
     vcr.register_matcher("modelmigrate_body", body_matcher)
     AtomicPersister.scrubber = scrubber
+    AtomicPersister.parse_cache = parse_cache
     vcr.register_persister(AtomicPersister)
     if configure is not None:
         configure(vcr)
@@ -437,6 +559,9 @@ def open_cassette(
     options["before_record_response"] = _chain(scrubber.response, options.get("before_record_response"))
     if record_mode == "rewrite":
         options["drop_unused_requests"] = True
+    absent = _absent_patchers()
+    if absent:
+        options["skip_patchers"] = tuple(dict.fromkeys([*options.get("skip_patchers", ()), *absent]))
     config = vcr.get_merged_config(path=os.fspath(path), **options)
     cassette_class = _make_cassette_class(session, miss_hint)
     from vcr.cassette import CassetteContextDecorator
@@ -458,6 +583,47 @@ def open_cassette(
                 cassette._metadata[METADATA_KEY] = dict(session.metadata)
                 cassette.dirty = True
         context.__exit__(None, None, None)
+
+
+# vcrpy's patcher groups and the module each one imports (see vcr.patch.CassettePatcherBuilder)
+_PATCHER_MODULES = {
+    "requests": "requests",
+    "boto3": "botocore",
+    "urllib3": "urllib3",
+    "httplib2": "httplib2",
+    "tornado": "tornado",
+    "aiohttp": "aiohttp",
+    "httpx": "httpx",
+    "httpx2": "httpx2",
+}
+
+
+@functools.cache
+def _absent_patchers() -> tuple[str, ...]:
+    """vcrpy's patcher groups for HTTP libraries that are not installed (asked once per process).
+
+    vcrpy builds its patchers anew for every cassette and tries to import each library it
+    supports; an import that fails is not cached by Python, so each missing library costs a
+    search of ``sys.path`` per test. Skipping their groups patches exactly the same things.
+    """
+    import importlib.util
+
+    from vcr import patch
+
+    known = getattr(patch, "PATCHER_NAMES", None)  # vcrpy releases without skip_patchers
+    if not known:
+        return ()
+    absent = []
+    for group, module in _PATCHER_MODULES.items():
+        if group not in known:
+            continue
+        try:
+            missing = importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):
+            missing = False
+        if missing:
+            absent.append(group)
+    return tuple(absent)
 
 
 def _chain(first: Callable[[Any], Any], user: Any) -> list[Callable[[Any], Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ INI_SETTINGS = (
     "modelmigrate_judge_provider",
     "modelmigrate_min_drop",
     "modelmigrate_models",
+    "modelmigrate_parse_cache",
     "modelmigrate_power",
     "modelmigrate_prices",
     "modelmigrate_prices_file",
@@ -216,6 +218,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="string",
         default="cassettes",
         help="Folder for per-model cassettes, relative to each test module's folder (default: cassettes)",
+    )
+    parser.addini(
+        "modelmigrate_parse_cache",
+        type="bool",
+        default=True,
+        help="Keep the parsed form of replayed cassettes under pytest's cache dir (default: true)",
     )
     parser.addini(
         "modelmigrate_secret_env",
@@ -1019,6 +1027,18 @@ class MigrationPlugin:
             self._scrubber = _build_scrubber(self.config)
         return self._scrubber
 
+    @functools.cached_property
+    def parse_cache(self) -> Path | None:
+        """Where parsed cassettes are kept between runs (None: -p no:cacheprovider, or turned off)."""
+        cache = getattr(self.config, "cache", None)
+        if cache is None or not self.config.getini("modelmigrate_parse_cache"):
+            return None
+        try:
+            folder: Path = cache.mkdir("modelmigrate-cassettes")
+        except OSError:
+            return None  # a read-only checkout: parse every time
+        return folder
+
     # -- running one (test, model) -----------------------------------------------------------
     def run_with_cassette(
         self, request: pytest.FixtureRequest, item: pytest.Item, spec: ModelSpec
@@ -1109,6 +1129,7 @@ class MigrationPlugin:
                 user_config=user_config,
                 miss_hint=hint,
                 configure=configure,
+                parse_cache=self.parse_cache,
             ) as session:
                 state.cassette_session = session
                 yield state.spec.name
@@ -1227,10 +1248,15 @@ class MigrationPlugin:
         if call is None:
             from .providers.parse import parse_interaction
 
-            assert state.cassette_session is not None
-            request, response = state.cassette_session.used[index]
-            source = str(state.cassette_session.path)
-            call = parse_interaction(request._to_dict(), response, source=source, index=index)
+            session = state.cassette_session
+            assert session is not None
+            request, response = session.used[index]
+            checked = session.preparsed.get(id(response))
+            if checked is not None and checked[0] is response:  # the stream parsed on load
+                call = checked[1]
+            else:
+                source = str(session.path)
+                call = parse_interaction(request._to_dict(), response, source=source, index=index)
             state.parsed[index] = call
         return call
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -18,7 +20,7 @@ rb = load_benchmark("replay_bench")
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return rb.build_suite(rb.TINY, tmp_path_factory.mktemp("bench"), log=lambda _: None)
+    return rb.build_suite(rb.TINY, tmp_path_factory.mktemp("bench"), log=lambda _: None, warm=False)
 
 
 def _nothing_listens(url: str) -> bool:
@@ -64,13 +66,68 @@ def test_modes_replay_offline(suite: Any, mode: str) -> None:
         assert result.passed == count * len(rb.MODELS), result.stats
 
 
+# Loaded with ``-p`` before the floor's conftest: any socket connection fails the test that makes it.
+NO_SOCKETS_PLUGIN = """
+import socket
+
+
+def _refuse(self, *args, **kwargs):
+    raise RuntimeError(f"the floor tried to open a connection to {args!r}")
+
+
+socket.socket.connect = _refuse
+socket.socket.connect_ex = _refuse
+"""
+
+
+def test_sdk_floor_offline_through_the_sdk(suite: Any, tmp_path: Path) -> None:
+    """(c): every test passes, with no socket, every call answered by the in-memory transport."""
+    sizes = rb.TINY
+    items = len(rb.MODELS)
+    calls = {"test_small": sizes.small, "test_sampled": sizes.sampled * sizes.sampled_calls}
+    # one recorded response per call the project's tests make: the floor file was written
+    floor = rb.read_floor(suite.project("c"))
+    assert sum(len(responses) for responses in floor.values()) == sum(calls.values()) * items
+    assert {model for model, _ in floor} == set(rb.MODELS)
+    statuses = {status for responses in floor.values() for status, _, _ in responses}
+    assert statuses == {200}
+    assert _nothing_listens(suite.url), "the emulator must be stopped"
+    (tmp_path / "bench_no_sockets.py").write_text(NO_SOCKETS_PLUGIN)
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)
+    for module, count in (("test_small", sizes.small), ("test_sampled", sizes.sampled)):
+        args, env = rb.mode_args("c", module)
+        assert "no:recording" in args
+        assert "no:modelmigrate" in args
+        result = rb.run_pytest(
+            suite.project("c"), [*args, "-p", "bench_no_sockets"], {**env, "PYTHONPATH": path}
+        )
+        assert result.returncode == 0, result.output[-3000:]
+        assert result.passed == count * items, result.stats
+        # went through the real SDK: the transport's handler answered every call
+        assert result.stats["mock_calls"] == calls[module] * items, result.stats
+
+
+def test_no_sockets_plugin_bites(tmp_path: Path) -> None:
+    """The guard above would catch a connection (a test that opens one fails under it)."""
+    (tmp_path / "bench_no_sockets.py").write_text(NO_SOCKETS_PLUGIN)
+    (tmp_path / "test_connect.py").write_text(
+        "import socket\n\n\ndef test_connect():\n"
+        "    socket.create_connection(('127.0.0.1', 9), timeout=0.5)\n"
+    )
+    result = rb.run_pytest(
+        tmp_path, ["-p", "bench_no_sockets", "test_connect.py"], {"PYTHONPATH": str(tmp_path)}
+    )
+    assert result.returncode == 1, result.output[-3000:]
+    assert "the floor tried to open a connection" in result.output
+
+
 def test_measure_and_report(suite: Any) -> None:
     sizes = rb.TINY
     m = rb.measure(suite, 1, log=lambda _: None)
     items = len(rb.MODELS)
     expected = {
-        **{f"{mode}:test_small": sizes.small * items for mode in rb.MODES},
-        **{f"{mode}:test_sampled": sizes.sampled * items for mode in rb.MODES},
+        **{f"{mode}:test_small": sizes.small * items for mode in rb.RUN_MODES},
+        **{f"{mode}:test_sampled": sizes.sampled * items for mode in rb.RUN_MODES},
         "xdist:n0": sizes.small * items,
         "xdist:n2": sizes.small * items,
         **{f"memory:{n}": n * items for n in sizes.memory},
@@ -83,8 +140,24 @@ def test_measure_and_report(suite: Any) -> None:
     assert sizes_json == sorted(sizes_json)
     assert sizes_json[0] > 0
     assert all(m.samples[f"memory:{n}"][0].stats["maxrss_kb"] > 0 for n in sizes.memory)
+    assert m.samples["c:test_sampled"][0].stats["mock_calls"] == sizes.sampled * sizes.sampled_calls * items
+    assert "mock_calls" not in m.samples["c_stub:test_sampled"][0].stats
+    # (a) kept its parsed cassettes between runs, one per cassette; (a, cold) kept none
+    project = suite.project("a")
+    parsed = list((rb.warm_cache(project) / "d" / "modelmigrate-cassettes").glob("*.json"))
+    assert len(parsed) == (sizes.small + sizes.sampled) * items
+    assert sorted(p.name for p in rb.warm_cache(project).parent.iterdir()) == sorted(
+        p.name for p in suite.root.iterdir() if p.name.startswith("a-") and (p / "test_small.py").exists()
+    )
     targets = rb.evaluate(m)
-    assert len(targets) == 8
+    assert len(targets) == 15
+    assert [t.name.startswith("(a)/(c0)") for t in targets if t.info] == [True, True]
+    assert sum(t.name.startswith("(a)/(c) ") and not t.info for t in targets) == 4
+    assert sum("parse cache empty" in t.name for t in targets) == 5
     text = rb.render(m, targets)
     assert "| (a) pytest-modelmigrate |" in text
+    assert f"| {rb.MODE_LABELS['a_cold']} |" in text
+    assert f"| {rb.MODE_LABELS['c']} |" in text
+    assert f"| {rb.MODE_LABELS['c_stub']} |" in text
+    assert "| (info) | info |" in text
     assert "nproc" in text

@@ -1,0 +1,157 @@
+"""The parsed-cassette cache: used only for the very text it parsed, never a source of truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_modelmigrate.cassettes import ParseCache
+from pytest_modelmigrate.emulator import Emulator
+
+TESTS = """
+import os, pathlib
+import app
+
+def test_reply(model):
+    text = app.chat(model, "Say hello to the cache")
+    pathlib.Path(os.environ["OUT_FILE"]).write_text(text)
+
+def test_stream(model):
+    assert app.chat_stream(model, "Stream to the cache")
+"""
+
+
+def _entries(project: pytest.Pytester) -> list[Path]:
+    return sorted((project.path / ".pytest_cache" / "d" / "modelmigrate-cassettes").glob("*.json"))
+
+
+def _record(project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, out: Path) -> Path:
+    project.makepyfile(test_cached=TESTS)
+    monkeypatch.setenv("OUT_FILE", str(out))
+    project.runpytest("--models=emu-new", "--record-mode=once", "-p", "no:cacheprovider").assert_outcomes(
+        passed=2
+    )
+    emulator.stop()
+    return project.path / "cassettes" / "test_cached" / "emu-new" / "test_reply.yaml"
+
+
+def test_replay_fills_the_cache_then_reads_it(
+    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    _record(project, emulator, monkeypatch, out)
+    recorded = out.read_text()
+    assert _entries(project) == []  # -p no:cacheprovider: nothing kept
+
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    entries = _entries(project)
+    assert len(entries) == 2  # one per cassette
+    assert out.read_text() == recorded
+    stamps = {p: p.stat().st_mtime_ns for p in entries}
+
+    out.unlink()
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert out.read_text() == recorded
+    assert {p: p.stat().st_mtime_ns for p in _entries(project)} == stamps  # read, not rewritten
+
+
+def test_an_edited_cassette_is_parsed_again(
+    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    cassette = _record(project, emulator, monkeypatch, out)
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    original = out.read_text()
+
+    data = yaml.safe_load(cassette.read_text())
+    body = json.loads(data["interactions"][0]["response"]["body"]["string"])
+    body["choices"][0]["message"]["content"] = "Edited by hand after recording."
+    data["interactions"][0]["response"]["body"]["string"] = json.dumps(body)
+    cassette.write_text(yaml.safe_dump(data))
+
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert out.read_text() == "Edited by hand after recording." != original
+
+
+def test_a_broken_cache_entry_is_ignored_and_replaced(
+    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    _record(project, emulator, monkeypatch, out)
+    recorded = out.read_text()
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    for entry in _entries(project):
+        entry.write_text('{"digest": "cut sho')
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert out.read_text() == recorded
+    for entry in _entries(project):
+        assert json.loads(entry.read_text())["digest"]  # written whole again
+
+
+def test_a_forged_entry_for_other_text_is_not_used(
+    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An entry whose digest is not that of the cassette's text is never replayed."""
+    out = tmp_path / "out.txt"
+    cassette = _record(project, emulator, monkeypatch, out)
+    recorded = out.read_text()
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    cache = ParseCache(_entries(project)[0].parent, cassette, None)
+    stored = json.loads(cache.entry.read_text())
+    stored["data"]["interactions"][0]["response"]["body"]["string"] = "{}"
+    stored["digest"] = "0" * 64
+    cache.entry.write_text(json.dumps(stored))
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert out.read_text() == recorded
+
+
+def test_the_cache_can_be_turned_off(
+    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _record(project, emulator, monkeypatch, tmp_path / "out.txt")
+    project.makeini("[pytest]\nmodelmigrate_parse_cache = false\n")
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert _entries(project) == []
+
+
+class _Inner:
+    """A serializer stand-in that counts parses and returns what YAML cannot write as JSON."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.parsed = 0
+
+    def deserialize(self, text: str) -> Any:
+        self.parsed += 1
+        return self.data
+
+
+def test_bytes_and_tuples_come_back_as_they_were(tmp_path: Path) -> None:
+    data = {"interactions": [{"body": b"\x00\xffraw", "pair": ("a", 1), "n": None, "f": 1.5, "ok": True}]}
+    inner = _Inner(data)
+    first = ParseCache(tmp_path, tmp_path / "c.yaml", inner).deserialize("text")
+    again = ParseCache(tmp_path, tmp_path / "c.yaml", inner).deserialize("text")
+    assert first == again == data
+    assert isinstance(again["interactions"][0]["pair"], tuple)
+    assert inner.parsed == 1  # the second came from the cache
+    ParseCache(tmp_path, tmp_path / "c.yaml", inner).deserialize("other text")
+    assert inner.parsed == 2
+
+
+def test_objects_json_cannot_hold_are_not_cached(tmp_path: Path) -> None:
+    inner = _Inner({"interactions": [{"body": object()}]})
+    ParseCache(tmp_path, tmp_path / "c.yaml", inner).deserialize("text")
+    ParseCache(tmp_path, tmp_path / "c.yaml", inner).deserialize("text")
+    assert inner.parsed == 2
+    assert list(tmp_path.glob("*.json")) == []
+
+
+def test_an_unwritable_cache_only_costs_speed(tmp_path: Path) -> None:
+    missing = tmp_path / "not-a-folder"
+    missing.write_text("a file where the cache folder should be")
+    inner = _Inner({"interactions": []})
+    assert ParseCache(missing, tmp_path / "c.yaml", inner).deserialize("text") == {"interactions": []}
