@@ -25,6 +25,7 @@ from .scrub import Scrubber, assert_no_live_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
+    from typing import TextIO
 
     from vcr import VCR
 
@@ -333,11 +334,13 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(path: Path, data: str) -> None:
+def write_atomically(path: Path, data: str | Callable[[TextIO], object]) -> None:
     """Write ``data`` to a temp file beside ``path`` and rename it over ``path``.
 
-    A crash mid-write leaves the previous file whole; readers never see half a file. Missing
-    folders are made; a folder that is a file is a ``NotADirectoryError`` naming that file.
+    ``data`` is the text, or a function that writes it to the open file (a large report is
+    then never held whole in memory). A crash mid-write leaves the previous file whole; readers
+    never see half a file. Missing folders are made; a folder that is a file is a
+    ``NotADirectoryError`` naming that file.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -349,7 +352,10 @@ def write_atomically(path: Path, data: str) -> None:
         # mkstemp makes the file private (0600); give it the mode a plain open() would have
         os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
+            if isinstance(data, str):
+                handle.write(data)
+            else:
+                data(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

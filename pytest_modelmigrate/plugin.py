@@ -1324,7 +1324,8 @@ class MigrationPlugin:
             "group": state.group,
             "cassette": state.cassette_rel,
         }
-        simple = [("model", state.spec.id), ("prompt", state.group)]
+        # JUnit XML writes the teardown report's properties: the plain ones go there only
+        simple = [("model", state.spec.id), ("prompt", state.group)] if full else []
         if full:
             record["calls"] = state.calls
             record["samples"] = list(state.sample_outcomes)
@@ -1472,6 +1473,7 @@ class MigrationPlugin:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.collector.set_order(ids)
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes the properties out
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return

@@ -7,6 +7,7 @@ Pure module: no pytest import. Workers put one record per (test, model) in
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,12 +175,12 @@ class ResultCollector:
 
     @staticmethod
     def _apply_record(outcome: Outcome, record: Mapping[str, Any]) -> None:
-        outcome.test = str(record.get("test", outcome.test))
-        outcome.model = str(record.get("model", outcome.model))
-        outcome.group = str(record.get("group", outcome.group))
-        outcome.samples = list(record.get("samples", outcome.samples))
-        outcome.checks = list(record.get("checks", outcome.checks))
-        outcome.calls = list(record.get("calls", outcome.calls))
+        outcome.test = _intern(str(record.get("test", outcome.test)))
+        outcome.model = _intern(str(record.get("model", outcome.model)))
+        outcome.group = _intern(str(record.get("group", outcome.group)))
+        outcome.samples = _shared(list(record.get("samples", outcome.samples)))
+        outcome.checks = _shared(list(record.get("checks", outcome.checks)))
+        outcome.calls = _shared(list(record.get("calls", outcome.calls)))
         outcome.cassette = record.get("cassette", outcome.cassette)
         known = {"test", "model", "group", "samples", "checks", "calls", "cassette", "v"}
         outcome.extra.update({k: v for k, v in record.items() if k not in known})
@@ -190,6 +191,28 @@ class ResultCollector:
 
 
 _SEVERITY = {FAILED: 5, ERROR: 4, XPASSED: 3, PASSED: 2, XFAILED: 1, SKIPPED: 0}
+_SHORT = 64  # strings up to this long are shared between records (names, models, outcomes)
+
+
+def _intern(text: str) -> str:
+    return sys.intern(text) if len(text) <= _SHORT and type(text) is str else text
+
+
+def _shared(value: Any) -> Any:
+    """``value`` with its keys and short strings interned, in place.
+
+    Records arrive from xdist workers with every key and value a fresh string; the controller
+    keeps one record per (test, model) until the end, and most of their strings repeat.
+    """
+    if isinstance(value, str):
+        return _intern(value)
+    if isinstance(value, dict):
+        items = [(_intern(k) if isinstance(k, str) else k, _shared(v)) for k, v in value.items()]
+        value.clear()
+        value.update(items)
+    elif isinstance(value, list):
+        value[:] = [_shared(v) for v in value]
+    return value
 
 
 def _merge(previous: str, new: str) -> str:

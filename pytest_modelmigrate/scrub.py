@@ -127,12 +127,14 @@ class Scrubber:
         self._partial_bytes = [re.compile(p.pattern.encode()) for p in self._partial]
 
     def scrub_text(self, text: str) -> str:
+        """``text`` without secrets (the very same object when there were none)."""
+        original = text
         for value in self.secret_values:
             if value in text:
                 text = text.replace(value, REDACTED)
         for pattern in self._partial:
             text = pattern.sub(REDACTED, text)
-        return text
+        return original if text == original else text
 
     def scrub_bytes(self, data: bytes) -> bytes:
         for value in self.secret_values:
@@ -151,13 +153,23 @@ class Scrubber:
         return body
 
     def scrub_data(self, value: Any) -> Any:
-        """A copy of JSON-like ``value`` (dicts, lists, strings, numbers) with secrets removed from
-        every string, keys included: for reports and other records built from test output."""
+        """JSON-like ``value`` (dicts, lists, strings, numbers) with secrets removed from every
+        string, keys included: for reports and other records built from test output.
+
+        Containers are copied only where something was removed (tuples become lists); the rest
+        is returned as it is, so a large run is not held twice.
+        """
         if isinstance(value, str):
             return self.scrub_text(value)
         if isinstance(value, dict):
-            return {self.scrub_data(k): self.scrub_data(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
+            items = [(self.scrub_data(k), self.scrub_data(v)) for k, v in value.items()]
+            if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)):
+                return value
+            return dict(items)
+        if isinstance(value, list):
+            scrubbed = [self.scrub_data(v) for v in value]
+            return value if all(a is b for a, b in zip(scrubbed, value, strict=True)) else scrubbed
+        if isinstance(value, tuple):
             return [self.scrub_data(v) for v in value]
         return value
 

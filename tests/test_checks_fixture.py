@@ -185,3 +185,30 @@ def test_check_without_output_or_call_names_the_check_and_test(pytester: pytest.
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*test_it[[]a[]]*json_strict: no output given and no model call recorded*"])
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_junit_xml_properties_name_model_prompt_and_failed_checks(
+    scripted: pytest.Pytester, workers: list[str]
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    scripted.runpytest("--models=emu-old,emu-new", "--junitxml=junit.xml", *workers)
+    root = ET.parse(scripted.path / "junit.xml").getroot()
+    props = {
+        f"{case.get('name')}": [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        for case in root.iter("testcase")
+    }
+    assert props["test_summary[emu-new]"] == [
+        ("model", "emu-new"),
+        ("prompt", "summary"),
+        ("checks_failed", "bullets"),
+    ]
+    assert props["test_summary[emu-old]"] == [
+        ("model", "emu-old"),
+        ("prompt", "summary"),
+        ("checks_failed", ""),
+    ]
+    assert ("checks_failed", "json_strict") in props["test_classify[emu-new]"]
+    # the controller's record (calls, checks) is not written into the XML
+    assert not any(name.startswith("modelmigrate") for case in props.values() for name, _ in case)
