@@ -1467,6 +1467,10 @@ class MigrationPlugin:
 
             if call.excinfo.errisinstance(CassetteMiss):
                 report.longrepr = str(call.excinfo.value)
+        if state is not None and call.when == "teardown":
+            # The record is published; pytest keeps every item to the end of the session, so
+            # don't let it keep the interactions (request and response bodies) and parsed calls.
+            del item.stash[item_key]
         return report
 
     @pytest.hookimpl(optionalhook=True)

@@ -131,6 +131,7 @@ def test_measure_and_report(suite: Any) -> None:
         "xdist:n0": sizes.small * items,
         "xdist:n2": sizes.small * items,
         **{f"memory:{n}": n * items for n in sizes.memory},
+        **{f"memory-base:{n}": n * items for n in sizes.memory},
     }
     for key, count in expected.items():
         assert [r.passed for r in m.samples[key]] == [count], key
@@ -150,8 +151,9 @@ def test_measure_and_report(suite: Any) -> None:
         p.name for p in suite.root.iterdir() if p.name.startswith("a-") and (p / "test_small.py").exists()
     )
     targets = rb.evaluate(m)
-    assert len(targets) == 15
-    assert [t.name.startswith("(a)/(c0)") for t in targets if t.info] == [True, True]
+    assert len(targets) == 17
+    assert [t.name.startswith("(a)/(c0)") for t in targets if t.info] == [True, True, False, False]
+    assert sum("beyond (b)'s" in t.name and not t.info for t in targets) == 1
     assert sum(t.name.startswith("(a)/(c) ") and not t.info for t in targets) == 4
     assert sum("parse cache empty" in t.name for t in targets) == 5
     text = rb.render(m, targets)
