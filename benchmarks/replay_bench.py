@@ -555,6 +555,26 @@ def run_mode(suite: Suite, mode: str, module: str, extra: Sequence[str] = ()) ->
     return run_pytest(directory, [*args, *extra], env, cache_dir=cache)
 
 
+_SPIN = "x = 0\nfor i in range(15_000_000):\n    x += i\n"
+
+
+def run_cpu_pair(*, parallel: bool) -> RunResult:
+    """Two pure-Python CPU-bound processes, side by side or one after the other.
+
+    The ceiling for any 2-process speed-up on this machine at this moment (cores, frequency
+    scaling, neighbours), measured beside the xdist runs so that their ratio can be read.
+    """
+    command = [sys.executable, "-c", _SPIN]
+    started = time.perf_counter()
+    if parallel:
+        procs = [subprocess.Popen(command) for _ in range(2)]
+        codes = [proc.wait() for proc in procs]
+    else:
+        codes = [subprocess.run(command, check=False).returncode for _ in range(2)]
+    wall = time.perf_counter() - started
+    return RunResult(wall=wall, returncode=max(codes), stats={}, output="")
+
+
 def run_collect(suite: Suite, with_plugin: bool) -> RunResult:
     assert suite.collect_dir is not None
     args = ["--collect-only"] + ([] if with_plugin else ["-p", "no:modelmigrate"])
@@ -627,6 +647,12 @@ def measure(
         items = sizes.small * len(MODELS)
         jobs.append(("xdist:n0", _bind_mode(suite, "a", "test_small"), items))
         jobs.append(("xdist:n2", _bind_mode(suite, "a", "test_small", ("-n", "2")), items))
+        # the same with pytest-recording (b): what xdist gives a replay without this plugin
+        jobs.append(("xdist-base:n0", _bind_mode(suite, "b", "test_small"), items))
+        jobs.append(("xdist-base:n2", _bind_mode(suite, "b", "test_small", ("-n", "2")), items))
+        # the machine: two CPU-bound processes side by side against one after the other
+        jobs.append(("xdist-cpu:serial", lambda: run_cpu_pair(parallel=False), None))
+        jobs.append(("xdist-cpu:parallel", lambda: run_cpu_pair(parallel=True), None))
     if everything or "collect" in parts:
         jobs.append(("collect:without", lambda: run_collect(suite, False), None))
         jobs.append(("collect:with", lambda: run_collect(suite, True), None))
@@ -701,6 +727,15 @@ def evaluate(m: Measurements) -> list[Target]:
     if "xdist:n2" in m.samples:
         r = m.ratio("xdist:n0", "xdist:n2")
         add(f"speed-up of -n 2 on {m.sizes.small * len(MODELS)} tests (wall)", r, "≥ 1.6×", r >= 1.6)
+        if "xdist-base:n2" in m.samples:
+            info(
+                "speed-up of -n 2 for (b), pytest-recording, same tests",
+                m.ratio("xdist-base:n0", "xdist-base:n2"),
+            )
+            info(
+                "machine: 2 CPU-bound processes side by side vs one after the other",
+                m.ratio("xdist-cpu:serial", "xdist-cpu:parallel"),
+            )
     if all(f"memory:{n}" in m.samples for n in m.sizes.memory):
         growth, report = memory_growth(m)
         base, _ = memory_growth(m, "memory-base")
@@ -820,6 +855,15 @@ def render(m: Measurements, targets: list[Target]) -> str:
         other.append(
             f"| (a) small suite, {s.small * models} tests | no xdist {m.wall('xdist:n0'):.2f} s "
             f"| `-n 2` {m.wall('xdist:n2'):.2f} s |"
+        )
+    if "xdist-base:n2" in m.samples:
+        other.append(
+            f"| (b) small suite, {s.small * models} tests | no xdist {m.wall('xdist-base:n0'):.2f} s "
+            f"| `-n 2` {m.wall('xdist-base:n2'):.2f} s |"
+        )
+        other.append(
+            f"| two CPU-bound processes | one after the other {m.wall('xdist-cpu:serial'):.2f} s "
+            f"| side by side {m.wall('xdist-cpu:parallel'):.2f} s |"
         )
     if other:
         lines += ["| measurement | baseline | variant |", "|---|---:|---:|", *other, ""]

@@ -130,12 +130,14 @@ def test_measure_and_report(suite: Any) -> None:
         **{f"{mode}:test_sampled": sizes.sampled * items for mode in rb.RUN_MODES},
         "xdist:n0": sizes.small * items,
         "xdist:n2": sizes.small * items,
+        "xdist-base:n0": sizes.small * items,
+        "xdist-base:n2": sizes.small * items,
         **{f"memory:{n}": n * items for n in sizes.memory},
         **{f"memory-base:{n}": n * items for n in sizes.memory},
     }
     for key, count in expected.items():
         assert [r.passed for r in m.samples[key]] == [count], key
-    for key in ("collect:with", "collect:without"):
+    for key in ("collect:with", "collect:without", "xdist-cpu:serial", "xdist-cpu:parallel"):
         assert m.samples[key][0].returncode == 0
     sizes_json = [m.samples[f"memory:{n}"][0].json_bytes for n in sizes.memory]
     assert sizes_json == sorted(sizes_json)
@@ -151,8 +153,16 @@ def test_measure_and_report(suite: Any) -> None:
         p.name for p in suite.root.iterdir() if p.name.startswith("a-") and (p / "test_small.py").exists()
     )
     targets = rb.evaluate(m)
-    assert len(targets) == 17
-    assert [t.name.startswith("(a)/(c0)") for t in targets if t.info] == [True, True, False, False]
+    assert len(targets) == 19
+    assert [t.name.startswith("(a)/(c0)") for t in targets if t.info] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+    assert sum(t.name.startswith("machine: 2 CPU-bound") for t in targets) == 1
     assert sum("beyond (b)'s" in t.name and not t.info for t in targets) == 1
     assert sum(t.name.startswith("(a)/(c) ") and not t.info for t in targets) == 4
     assert sum("parse cache empty" in t.name for t in targets) == 5
