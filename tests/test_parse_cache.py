@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,28 @@ def _record(project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.Mo
     return project.path / "cassettes" / "test_cached" / "emu-new" / "test_reply.yaml"
 
 
+@dataclass
+class Warm:
+    """A recorded project replayed once: its cache holds an entry per cassette."""
+
+    project: pytest.Pytester
+    out: Path  # what test_reply last saw
+    cassette: Path  # test_reply's cassette
+    recorded: str  # what test_reply saw while recording
+
+
+@pytest.fixture
+def warm(
+    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Warm:
+    out = tmp_path / "out.txt"
+    cassette = _record(project, emulator, monkeypatch, out)
+    recorded = out.read_text()
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert len(_entries(project)) == 2
+    return Warm(project, out, cassette, recorded)
+
+
 def test_replay_fills_the_cache_then_reads_it(
     project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -59,54 +82,38 @@ def test_replay_fills_the_cache_then_reads_it(
     assert {p: p.stat().st_mtime_ns for p in _entries(project)} == stamps  # read, not rewritten
 
 
-def test_an_edited_cassette_is_parsed_again(
-    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    out = tmp_path / "out.txt"
-    cassette = _record(project, emulator, monkeypatch, out)
-    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
-    original = out.read_text()
-
+def test_an_edited_cassette_is_parsed_again(warm: Warm) -> None:
+    cassette = warm.cassette
     data = yaml.safe_load(cassette.read_text())
     body = json.loads(data["interactions"][0]["response"]["body"]["string"])
     body["choices"][0]["message"]["content"] = "Edited by hand after recording."
     data["interactions"][0]["response"]["body"]["string"] = json.dumps(body)
     cassette.write_text(yaml.safe_dump(data))
 
-    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
-    assert out.read_text() == "Edited by hand after recording." != original
+    warm.project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert warm.out.read_text() == "Edited by hand after recording." != warm.recorded
 
 
-def test_a_broken_cache_entry_is_ignored_and_replaced(
-    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    out = tmp_path / "out.txt"
-    _record(project, emulator, monkeypatch, out)
-    recorded = out.read_text()
-    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
-    for entry in _entries(project):
+def test_a_broken_cache_entry_is_ignored_and_replaced(warm: Warm) -> None:
+    for entry in _entries(warm.project):
         entry.write_text('{"digest": "cut sho')
-    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
-    assert out.read_text() == recorded
-    for entry in _entries(project):
+    warm.out.unlink()
+    warm.project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert warm.out.read_text() == warm.recorded
+    for entry in _entries(warm.project):
         assert json.loads(entry.read_text())["digest"]  # written whole again
 
 
-def test_a_forged_entry_for_other_text_is_not_used(
-    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_forged_entry_for_other_text_is_not_used(warm: Warm) -> None:
     """An entry whose digest is not that of the cassette's text is never replayed."""
-    out = tmp_path / "out.txt"
-    cassette = _record(project, emulator, monkeypatch, out)
-    recorded = out.read_text()
-    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
-    cache = ParseCache(_entries(project)[0].parent, cassette, None)
+    cache = ParseCache(_entries(warm.project)[0].parent, warm.cassette, None)
     stored = json.loads(cache.entry.read_text())
     stored["data"]["interactions"][0]["response"]["body"]["string"] = "{}"
     stored["digest"] = "0" * 64
     cache.entry.write_text(json.dumps(stored))
-    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
-    assert out.read_text() == recorded
+    warm.out.unlink()
+    warm.project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert warm.out.read_text() == warm.recorded
 
 
 def test_the_cache_can_be_turned_off(
