@@ -146,3 +146,16 @@ def start_emulator(
     yield start
     for emulator in started:
         emulator.stop()
+
+
+def python_m(module: str, *args: str) -> list[str]:
+    """``python -m module args`` with Python's own SIGINT handler, for tests that interrupt it.
+
+    A process started with SIGINT ignored (a background job of a non-interactive shell, nohup)
+    passes that on, and Python then never raises KeyboardInterrupt: restore the handler first.
+    """
+    code = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code, *args]

@@ -21,6 +21,7 @@ import httpx2
 import openai
 import pydantic
 import pytest
+from conftest import python_m
 
 from pytest_modelmigrate.emulator import Emulator, Script, ScriptError, load_script
 from pytest_modelmigrate.emulator.script import parse_script_text
@@ -631,9 +632,7 @@ def test_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
     script = tmp_path / "s.yaml"
     script.write_text("models:\n  emu-cli:\n    default: from the command\n")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
+        python_m(
             "pytest_modelmigrate.cli",
             "emulator",
             "--port",
@@ -642,7 +641,7 @@ def test_emulator_command_serves_until_interrupted(tmp_path: Path) -> None:
             str(script),
             "--time-scale",
             "0",
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

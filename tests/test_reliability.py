@@ -21,7 +21,7 @@ from pathlib import Path
 import hypothesis  # noqa: F401
 import pytest
 import yaml
-from conftest import free_port
+from conftest import free_port, python_m
 
 from pytest_modelmigrate.cassettes import AtomicPersister, CassetteReadError
 from pytest_modelmigrate.emulator import Emulator
@@ -393,7 +393,7 @@ def test_sigint_while_recording_keeps_the_previous_cassette(
     before = path.read_bytes()
     (project.path / "started").unlink()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--models=emu-a", "--record-mode=rewrite", *LEAN],
+        python_m("pytest", "--models=emu-a", "--record-mode=rewrite", *LEAN),
         cwd=project.path,
         env=_env(project, PROMPT="please take your time"),
         stdout=subprocess.PIPE,
