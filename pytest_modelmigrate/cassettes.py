@@ -393,7 +393,7 @@ class CassetteSession:
     recorded: int = 0
     played: int = 0
     misses: list[str] = field(default_factory=list)
-    # streams parsed while the file was checked on load, by id() of the response (see ``parsed``)
+    # streams parsed while the file was checked on load, by id() of the response (the metrics reuse them)
     preparsed: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)  # kept in the cassette under "modelmigrate"
     discard: bool = False  # set when a recording must not be written (interrupted, errored)
