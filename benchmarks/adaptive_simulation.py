@@ -76,6 +76,14 @@ class Cell:
     calls: int = 0
     trials: int = 0
 
+    def add(self, regressed: bool, used: int, *, fisher: bool, sign: bool) -> None:
+        """One trial: the rule's verdict after ``used`` rounds (2 calls each), against the references."""
+        self.trials += 1
+        self.regressed += regressed
+        self.agree_fisher += regressed == fisher
+        self.agree_sign += regressed == sign
+        self.calls += 2 * used
+
 
 @dataclass(frozen=True)
 class Row:
@@ -145,12 +153,7 @@ def run_tests(reps: int, seed: int, policy: AdaptivePolicy) -> list[Row]:
             ref_sign = _sign_regressed(stream, alpha)
             for name, rule in rules.items():
                 regressed, used = rule(stream)
-                cell = cells[name]
-                cell.trials += 1
-                cell.regressed += regressed
-                cell.agree_fisher += regressed == ref_fisher
-                cell.agree_sign += regressed == ref_sign
-                cell.calls += 2 * used
+                cells[name].add(regressed, used, fisher=ref_fisher, sign=ref_sign)
         rows.extend(_rows(scenario, cells, 2 * n))
     return rows
 
@@ -207,12 +210,7 @@ def run_groups(reps: int, seed: int, policy: AdaptivePolicy, group_size: int) ->
                 ),
             }
             for name, (regressed, used) in results.items():
-                cell = cells[name]
-                cell.trials += 1
-                cell.regressed += regressed
-                cell.agree_fisher += regressed == ref
-                cell.agree_sign += regressed == ref_sign
-                cell.calls += 2 * used
+                cells[name].add(regressed, used, fisher=ref, sign=ref_sign)
         rows.extend(_rows(scenario, cells, 2 * n * group_size))
     return rows
 

@@ -326,8 +326,7 @@ def build_suite(
     elif warm:  # a suite built before (a) kept a parse cache: fill it now, not in the first repeat
         for (mode, _), directory in suite.dirs.items():
             if mode == "a" and not warm_cache(directory).exists():
-                args, env = mode_args(mode, "test_small")
-                run_pytest(directory, [*args, "test_sampled.py"], env, cache_dir=warm_cache(directory))
+                _fill_parse_cache(directory)
     return suite
 
 
@@ -335,12 +334,18 @@ def _warm_up(suite: Suite) -> None:
     """Fill the byte-code cache (``PYTHONPYCACHEPREFIX``) for every project, as a CI cache would,
     and (a)'s parse cache (``.pytest_cache``), as a second run or a restored CI cache would."""
     for (mode, _), directory in suite.dirs.items():
-        args, env = mode_args(mode, "test_small")
         if mode == "a":
-            run_pytest(directory, [*args, "test_sampled.py"], env, cache_dir=warm_cache(directory))
+            _fill_parse_cache(directory)
         else:
+            args, env = mode_args(mode, "test_small")
             run_pytest(directory, [*args, "test_sampled.py", "--collect-only"], env)
     run_collect(suite, True)
+
+
+def _fill_parse_cache(directory: Path) -> None:
+    """Run (a) once on both modules of ``directory``, keeping its pytest cache dir."""
+    args, env = mode_args("a", "test_small")
+    run_pytest(directory, [*args, "test_sampled.py"], env, cache_dir=warm_cache(directory))
 
 
 def warm_cache(directory: Path) -> Path:
