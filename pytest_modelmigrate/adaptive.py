@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .sequential import AdaptivePolicy, Decision, SequentialComparison
+from .gate import Regression, Verdict
+from .sequential import AdaptivePolicy, Decision, SequentialComparison, replay_decisions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -28,12 +29,9 @@ def _pairs(incumbent: Sequence[str], candidate: Sequence[str]) -> list[tuple[boo
 
 
 def _decide(pairs: Sequence[tuple[bool, bool]], policy: AdaptivePolicy, tests: int = 1) -> Decision:
-    comparison = SequentialComparison(policy, tests=tests)
-    for pair in pairs:
-        comparison.add(*pair)
-        if comparison.decision().final:
-            break
-    return comparison.decision()
+    """The documented rule, :func:`~.sequential.replay_decisions`: decided after each complete round."""
+    decisions = replay_decisions(pairs, policy, tests)
+    return decisions[-1] if decisions else SequentialComparison(policy, tests=tests).decision()
 
 
 @dataclass
@@ -130,36 +128,43 @@ def plan_samples(
     return plan
 
 
-def summary_lines(plan: Plan, *, fixed_n: int, calls_made: int) -> list[str]:
-    """The adaptive-sampling section: samples per test, decisions, calls saved against fixed N."""
-    lines = []
-    tests = len(plan.targets)
-    used = sum(plan.targets.values())
+def summary_lines(adaptive: Mapping[str, Any]) -> list[str]:
+    """The adaptive-sampling section, from the run's ``adaptive`` (``Plan.to_dict()`` and more).
+
+    Samples per test, decisions, and rounds saved against a fixed ``max_samples``.
+    """
+    targets: Mapping[str, int] = adaptive.get("targets") or {}
+    tests_decided: Mapping[str, Mapping[str, Mapping[str, Any]]] = adaptive.get("tests") or {}
+    fixed_n = int((adaptive.get("policy") or {}).get("max_samples", 0) or 0)
+    budget_spent = bool(adaptive.get("budget_spent"))
+    tests = len(targets)
+    used = sum(targets.values())
     saved = tests * fixed_n - used
-    settled = sum(d.final for per in plan.test_decisions.values() for d in per.values())
-    total = sum(len(per) for per in plan.test_decisions.values())
-    lines.append(
+    settled = sum(bool(d.get("final")) for per in tests_decided.values() for d in per.values())
+    total = sum(len(per) for per in tests_decided.values())
+    lines = [
         f"adaptive sampling: {settled}/{total} comparisons decided; {used} rounds over {tests} test(s) "
         f"against {tests * fixed_n} at a fixed {fixed_n} ({saved} rounds saved); "
-        f"{calls_made} call(s) recorded this run" + ("; budget spent" if plan.budget_spent else "")
-    )
-    for test, per in plan.test_decisions.items():
-        parts = [f"{cand}: {d.status} ({d.reason})" for cand, d in per.items()]
-        lines.append(f"  {test} [{plan.targets.get(test, 0)} rounds] " + "; ".join(parts))
-    for group, per in plan.group_decisions.items():
-        parts = [f"{cand}: {d.status}" for cand, d in per.items()]
+        f"{adaptive.get('calls_recorded', 0)} call(s) recorded this run"
+        + ("; budget spent" if budget_spent else "")
+    ]
+    for test, per in tests_decided.items():
+        parts = [f"{cand}: {d.get('status')} ({d.get('reason')})" for cand, d in per.items()]
+        lines.append(f"  {test} [{targets.get(test, 0)} rounds] " + "; ".join(parts))
+    for group, per in (adaptive.get("groups") or {}).items():
+        parts = [f"{cand}: {d.get('status')}" for cand, d in per.items()]
         lines.append(f"  group {group}: " + "; ".join(parts))
-    if plan.undecided and not plan.budget_spent:
+    undecided = total - settled
+    if undecided and not budget_spent:
         lines.append(
-            f"  {plan.undecided} comparison(s) undecided: "
-            "run again with --record-mode=new_episodes to sample more"
+            f"  {undecided} comparison(s) undecided: run again with --record-mode=new_episodes to sample more"
         )
     return lines
 
 
 def sequential_verdicts(
     plan: Plan, groups: Mapping[str, str]
-) -> tuple[dict[str, dict[str, dict[str, Any]]], list[str]]:
+) -> tuple[dict[str, dict[str, Verdict]], list[Regression]]:
     """Verdicts per prompt group and candidate from the sequential decisions, and regressions.
 
     ``re-engineer`` when the test or group comparison crossed the regression boundary;
@@ -168,21 +173,27 @@ def sequential_verdicts(
     ``--samples=auto`` these replace the fixed-N tests, whose error rates do not hold for
     adaptively stopped tallies.
     """
-    verdicts: dict[str, dict[str, dict[str, Any]]] = {}
-    regressions: list[str] = []
+    verdicts: dict[str, dict[str, Verdict]] = {}
+    regressions: list[Regression] = []
     tests_of: dict[str, list[str]] = {}
     for test in plan.test_decisions:
         tests_of.setdefault(groups.get(test, test), []).append(test)
     for group, tests in tests_of.items():
         for cand, group_decision in plan.group_decisions.get(group, {}).items():
             decisions = {t: plan.test_decisions[t][cand] for t in tests}
-            regressed = [t for t, d in decisions.items() if d.status == "regressed"]
-            if regressed or group_decision.status == "regressed":
-                found = [f"{t}: {decisions[t].reason}" for t in regressed]
-                if group_decision.status == "regressed":
-                    found.append(f"group {group}: {group_decision.reason}")
-                regressions.extend(f"{group} on {cand}: {item}" for item in found)
-                verdict, reason = "re-engineer", "sequential: regressed: " + "; ".join(found)
+            found = [
+                Regression("sequential", group, t, cand, f"{t}: {d.reason}")
+                for t, d in decisions.items()
+                if d.status == "regressed"
+            ]
+            if group_decision.status == "regressed":
+                found.append(
+                    Regression("sequential", group, None, cand, f"group {group}: {group_decision.reason}")
+                )
+            if found:
+                regressions.extend(found)
+                verdict = "re-engineer"
+                reason = "sequential: regressed: " + "; ".join(r.summary for r in found)
             elif group_decision.final and all(d.final for d in decisions.values()):
                 verdict, reason = "migrate", f"sequential: not regressed on {len(tests)} test(s)"
             else:
@@ -190,5 +201,5 @@ def sequential_verdicts(
                 why = "budget spent" if plan.budget_spent else "sample more with --record-mode=new_episodes"
                 verdict = "investigate"
                 reason = f"sequential: undecided on {len(open_tests) or len(tests)} test(s) ({why})"
-            verdicts.setdefault(group, {})[cand] = {"verdict": verdict, "reason": reason}
+            verdicts.setdefault(group, {})[cand] = Verdict(verdict, reason, {}, None, None)
     return verdicts, regressions

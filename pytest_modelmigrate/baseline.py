@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cassettes import write_atomically
+from .files import write_atomically
 from .metrics import run_metrics
 from .stats import fisher_exact_less
 
@@ -159,36 +159,7 @@ class Comparison:
         return bool(self.regressions)
 
     def lines(self, max_items: int = 20) -> list[str]:
-        out = [
-            f"against baseline{f' of {self.old_created}' if self.old_created else ''}: "
-            f"{len(self.regressions)} regression(s), {len(self.lower)} lower (not significant), "
-            f"{len(self.improved)} improved, {len(self.appeared)} new, {len(self.disappeared)} gone, "
-            f"{self.unchanged} unchanged"
-        ]
-        for label, changes in (
-            ("regressed", self.regressions),
-            ("lower", self.lower),
-            ("improved", self.improved),
-            ("new", self.appeared),
-            ("gone", self.disappeared),
-        ):
-            for change in changes[:max_items]:
-                out.append(f"  {label}: {change.test} [{change.model}] {change.describe()}")
-            if len(changes) > max_items:
-                out.append(f"  ... {len(changes) - max_items} more {label}")
-        for model, d in self.metric_deltas.items():
-            parts = []
-            for key, label in (
-                ("latency_p50_ms", "p50"),
-                ("latency_p95_ms", "p95"),
-                ("cost_per_test_usd", "cost/test"),
-            ):
-                ratio = (d.get(key) or {}).get("ratio")
-                if ratio is not None:
-                    parts.append(f"{label} ×{ratio:.2f}")
-            if parts:
-                out.append(f"  {model}: " + ", ".join(parts) + " vs baseline")
-        return out
+        return comparison_lines(self.to_dict(), max_items)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -205,6 +176,44 @@ class Comparison:
             "old_created": self.old_created,
             "new_created": self.new_created,
         }
+
+
+def comparison_lines(comparison: Mapping[str, Any], max_items: int = 20) -> list[str]:
+    """The comparison with a baseline as text, from its ``to_dict()`` form."""
+    kinds = (
+        ("regressed", "regressions"),
+        ("lower", "lower"),
+        ("improved", "improved"),
+        ("new", "appeared"),
+        ("gone", "disappeared"),
+    )
+    count = {key: len(comparison.get(key) or []) for _, key in kinds}
+    old = comparison.get("old_created")
+    out = [
+        f"against baseline{f' of {old}' if old else ''}: "
+        f"{count['regressions']} regression(s), {count['lower']} lower (not significant), "
+        f"{count['improved']} improved, {count['appeared']} new, {count['disappeared']} gone, "
+        f"{comparison.get('unchanged', 0)} unchanged"
+    ]
+    for label, key in kinds:
+        changes = comparison.get(key) or []
+        for change in changes[:max_items]:
+            out.append(f"  {label}: {change['test']} [{change['model']}] {change['describe']}")
+        if len(changes) > max_items:
+            out.append(f"  ... {len(changes) - max_items} more {label}")
+    for model, d in (comparison.get("metric_deltas") or {}).items():
+        parts = []
+        for key, label in (
+            ("latency_p50_ms", "p50"),
+            ("latency_p95_ms", "p95"),
+            ("cost_per_test_usd", "cost/test"),
+        ):
+            ratio = (d.get(key) or {}).get("ratio")
+            if ratio is not None:
+                parts.append(f"{label} ×{ratio:.2f}")
+        if parts:
+            out.append(f"  {model}: " + ", ".join(parts) + " vs baseline")
+    return out
 
 
 def _index(run: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:

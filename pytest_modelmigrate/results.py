@@ -2,7 +2,7 @@
 
 Pure module: no pytest import. Workers put one record per (test, model) in
 ``report.user_properties`` under :data:`PROPERTY`; the controller feeds every report it sees
-(its own or replayed from xdist workers) to :class:`ResultCollector`.
+(its own or replayed from xdist workers) to :class:`OutcomeLog`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,33 @@ from typing import Any
 PROPERTY = "modelmigrate"
 RECORD_VERSION = 1
 
-# Outcomes of one (test, model), worst first when phases disagree.
-FAILED, ERROR, PASSED, SKIPPED, XFAILED, XPASSED = (
+# Outcomes of one (test, model).
+FAILED, ERROR, PASSED, SKIPPED, XFAILED, XPASSED, MISSING = (
     "failed",
     "error",
     "passed",
     "skipped",
     "xfailed",
     "xpassed",
+    "missing",
 )
+OUTCOMES = (PASSED, FAILED, XFAILED, XPASSED, SKIPPED, ERROR, MISSING)
 _COUNTS_AS_PASS = {PASSED, XPASSED}
-_NOT_RUN = {SKIPPED}
+# Outcomes that say something about the model: the only ones a pass rate counts. An expected
+# failure is accepted, a skip or a setup error ran nothing of the model's, and a missing or
+# stale recording is a gap in the evidence, never the model failing.
+EVIDENCE = {PASSED, FAILED, XPASSED}
+
+
+def cell_label(passed: int, total: int, outcomes: Iterable[str]) -> str:
+    """How every renderer shows a matrix cell: ``7/7 100%``, or why it has no evidence."""
+    if total:
+        return f"{passed}/{total} {100.0 * passed / total:3.0f}%"
+    seen = set(outcomes)
+    for outcome, label in ((MISSING, "missing"), (XFAILED, "xfail"), (ERROR, "error")):
+        if outcome in seen:
+            return label
+    return "-"
 
 
 def split_model_id(nodeid: str, model_ids: Iterable[str]) -> tuple[str, str] | None:
@@ -67,8 +83,13 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def is_evidence(self) -> bool:
+        """Whether this (test, model) says anything about the model (see :data:`EVIDENCE`)."""
+        return self.outcome in EVIDENCE
+
+    @property
     def passed_samples(self) -> int:
-        if self.outcome in _NOT_RUN:
+        if not self.is_evidence:
             return 0
         if self.samples:
             return sum(1 for s in self.samples if s in _COUNTS_AS_PASS)
@@ -76,7 +97,7 @@ class Outcome:
 
     @property
     def total_samples(self) -> int:
-        if self.outcome in _NOT_RUN:
+        if not self.is_evidence:
             return 0
         return len(self.samples) if self.samples else 1
 
@@ -114,8 +135,8 @@ def _phase_outcome(when: str, outcome: str, wasxfail: bool) -> str | None:
     return None
 
 
-class ResultCollector:
-    """Aggregates per-phase reports into one :class:`Outcome` per (test, model)."""
+class OutcomeLog:
+    """Folds the per-phase reports of each (test, model) into one :class:`Outcome`."""
 
     def __init__(self, model_ids: Sequence[str]) -> None:
         self.model_ids = list(model_ids)
@@ -151,11 +172,13 @@ class ResultCollector:
         if record is not None:
             self._apply_record(current, record)
         said = _phase_outcome(when, outcome, wasxfail)
+        if said in (FAILED, ERROR) and current.extra.get("missing"):
+            said = MISSING  # the recording, not the model: see Outcome.is_evidence
         if said is not None:
             current.outcome = _merge(current.outcome, said)
         if when in ("call", "???"):
             current.duration += duration
-        if said in (FAILED, ERROR) and message:
+        if said in (FAILED, ERROR, MISSING) and message:
             current.message = message if when != "???" else f"worker crashed: {message}"
         return current
 
@@ -190,7 +213,7 @@ class ResultCollector:
         return sorted(self._outcomes.values(), key=lambda o: (self._order.get(o.nodeid, last), o.nodeid))
 
 
-_SEVERITY = {FAILED: 5, ERROR: 4, XPASSED: 3, PASSED: 2, XFAILED: 1, SKIPPED: 0}
+_SEVERITY = {MISSING: 6, FAILED: 5, ERROR: 4, XPASSED: 3, PASSED: 2, XFAILED: 1, SKIPPED: 0}
 _SHORT = 64  # strings up to this long are shared between records (names, models, outcomes)
 
 
@@ -219,7 +242,7 @@ def _merge(previous: str, new: str) -> str:
     if not previous:
         return new
     # a teardown error after a pass is an error; a pass never hides an earlier failure
-    if new in (FAILED, ERROR) or previous in (FAILED, ERROR):
+    if new in (FAILED, ERROR, MISSING) or previous in (FAILED, ERROR, MISSING):
         return max(previous, new, key=_SEVERITY.__getitem__)
     return new
 
@@ -242,10 +265,19 @@ class Cell:
     def rate(self) -> float | None:
         return self.passed / self.total if self.total else None
 
+    @property
+    def label(self) -> str:
+        return cell_label(self.passed, self.total, self.outcomes)
+
     def add(self, outcome: Outcome) -> None:
         self.passed += outcome.passed_samples
         self.total += outcome.total_samples
         self.outcomes.append(outcome.outcome)
+
+    def merge(self, other: Cell) -> None:
+        self.passed += other.passed
+        self.total += other.total
+        self.outcomes.extend(other.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -315,11 +347,9 @@ def build_matrix(outcomes: Iterable[Outcome], models: Sequence[str]) -> Matrix:
             full = {m: cells.get(m, Cell()) for m in all_models}
             rows.append(Row(name=test_name, cells=full))
             for m, cell in full.items():
-                totals[m].passed += cell.passed
-                totals[m].total += cell.total
+                totals[m].merge(cell)
         for m, cell in totals.items():
-            grand[m].passed += cell.passed
-            grand[m].total += cell.total
+            grand[m].merge(cell)
         result_groups.append(Group(name=group_name, tests=rows, totals=totals))
     return Matrix(models=all_models, groups=result_groups, totals=grand)
 

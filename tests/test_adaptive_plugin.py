@@ -101,7 +101,7 @@ def test_adaptive_sampling_records_only_where_undecided_then_replays_the_same(
     assert replay["matrix"] == last["matrix"] == replay2["matrix"]
     assert replay["adaptive"]["tests"] == last["adaptive"]["tests"]
     gate_lines = [
-        [line for line in r.outlines if line.startswith("migration gate:")]
+        [line for line in r.outlines if line.startswith("migration gate (")]
         for r in (recorded, replayed, replayed_again)
     ]
     assert gate_lines[0] == gate_lines[1] == gate_lines[2] != []
@@ -112,8 +112,8 @@ def test_adaptive_sampling_records_only_where_undecided_then_replays_the_same(
     assert gated.ret == pytest.ExitCode.TESTS_FAILED
     gated.stdout.fnmatch_lines(
         [
-            "drop  emu-new: re-engineer: sequential: regressed*",
-            "migration gate: FAILED: 2 sequential regression(s): drop on emu-new*",
+            "drop*emu-new: re-engineer: sequential: regressed*",
+            "migration gate (no-regression): FAILED: 2 sequential regression(s) against emu-old: on emu-new: *",
         ]
     )
     verdicts = json.loads((pytester.path / "gated.json").read_text())["gate"]["verdicts"]

@@ -126,7 +126,7 @@ def test_gate_modes_decide_the_exit_status(scripted: pytest.Pytester) -> None:
         "--models=emu-old,emu-new", "--migration-gate=no-regression", "--migration-json=g.json"
     )
     assert regression.ret == pytest.ExitCode.TESTS_FAILED
-    regression.stdout.fnmatch_lines(["migration gate: FAILED*"])
+    regression.stdout.fnmatch_lines(["migration gate (*): FAILED*"])
     gate = json.loads((scripted.path / "g.json").read_text())["gate"]
     verdicts = {g: v["emu-new"]["verdict"] for g, v in gate["verdicts"].items()}
     # summary and triage break on the candidate (1 sample each: a pass turning into a fail is a regression);
@@ -141,7 +141,7 @@ def test_gate_modes_decide_the_exit_status(scripted: pytest.Pytester) -> None:
     only_flaky = scripted.runpytest(
         "--models=emu-old,emu-new", "--migration-gate=no-regression", "-k", "flaky"
     )
-    only_flaky.stdout.fnmatch_lines(["migration gate: PASSED*"])
+    only_flaky.stdout.fnmatch_lines(["migration gate (*): PASSED*"])
     assert only_flaky.ret == pytest.ExitCode.OK
 
 

@@ -28,7 +28,7 @@ def test_show_text(runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "ticket-triage" in out
     assert "0/1   0%" in out
-    assert "failed checks (failed/total samples):" in out
+    assert "checks that failed (failed samples / samples, per model):" in out
     assert out.rstrip().splitlines()[-1].startswith("migration gate (no-regression): FAILED")
 
 

@@ -80,12 +80,12 @@ def test_dataset_accuracy_drop_fails_the_no_regression_gate(pytester: pytest.Pyt
     result = pytester.runpytest("--models=old=model-old,new=model-new", "--migration-gate=no-regression")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["migration gate: FAILED*dataset test_ds.py::test_classify on new: accuracy dropped by 0.200*"]
+        ["migration gate (*): FAILED*dataset test_ds.py::test_classify on new: accuracy dropped by 0.200*"]
     )
     tolerant = pytester.runpytest(
         "--models=old=model-old,new=model-new", "--migration-gate=no-regression", "--migration-tolerance=0.4"
     )
-    tolerant.stdout.fnmatch_lines(["migration gate: PASSED*"])
+    tolerant.stdout.fnmatch_lines(["migration gate (*): PASSED*"])
     assert tolerant.ret == pytest.ExitCode.OK
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pytest_modelmigrate.models import (
@@ -213,14 +211,17 @@ def test_marker_filter_accepts_ids_or_names() -> None:
         marker_filter({"onyl": ["gpt-5"]}, [], registry, where="t")
 
 
-def test_every_ini_setting_is_listed_for_the_misspelling_hint(pytester: pytest.Pytester) -> None:
-    import re
+def test_every_setting_of_the_table_is_an_option_or_ini_key_pytest_knows(pytester: pytest.Pytester) -> None:
+    from pytest_modelmigrate.settings import INI_NAMES, SETTINGS
 
-    from pytest_modelmigrate import plugin
-
-    source = Path(plugin.__file__).read_text(encoding="utf-8")
-    registered = set(re.findall(r'parser\.addini\(\s*"(modelmigrate_\w+)"', source))
-    assert registered == set(plugin.INI_SETTINGS)
+    result = pytester.runpytest("--help")
+    text = result.stdout.str()
+    for setting in SETTINGS:
+        if setting.flag:
+            assert setting.flag in text, setting.flag
+        if setting.ini:
+            assert setting.ini in text, setting.ini
+    assert set(INI_NAMES) == {s.ini for s in SETTINGS if s.ini}
 
 
 def test_misspelt_ini_key_says_which_setting_was_meant(pytester: pytest.Pytester) -> None:

@@ -672,11 +672,9 @@ def test_replay_opens_no_socket(project: pytest.Pytester, emulator: Emulator) ->
 def test_reports_are_written_through_a_temp_file_and_rename(
     writer: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_modelmigrate.reports.run import build_run
+    from pytest_modelmigrate.analysis import analyse
 
-    run = build_run(
-        outcomes=[], models=parse_models("a", source="--models"), incumbent="a", record_mode="none"
-    )
+    run = analyse([], models=parse_models("a", source="--models"), incumbent="a", policy=None).to_dict()
     target = tmp_path / "new" / "report.out"
     writer(target, run)  # type: ignore[operator]
     good = target.read_bytes()

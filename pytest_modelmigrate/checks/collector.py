@@ -8,7 +8,7 @@ Pure module: no pytest import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_modelmigrate.checks import boundary, similarity, structural
 from pytest_modelmigrate.checks import judge as judge_mod
@@ -22,14 +22,24 @@ if TYPE_CHECKING:
     from pytest_modelmigrate.checks.similarity import Embedder
     from pytest_modelmigrate.providers.base import Call
 
-__all__ = ["CheckCollector"]
+__all__ = ["CallSource", "CheckCollector"]
+
+
+class CallSource(Protocol):
+    """What the collector reads from the (test, model)'s recording."""
+
+    def last_call(self) -> Call | None: ...
+
+    def incumbent_output(self) -> str | None: ...
 
 
 class CheckCollector:
     """Soft checks for one (test, model).
 
-    ``last_call`` returns the test's last recorded call (used when a check gets no output);
-    ``incumbent_output`` returns the incumbent model's text for this test (for :meth:`drift`);
+    ``recording`` is the (test, model)'s :class:`~pytest_modelmigrate.recording.Recording`
+    (what the plugin passes): its last call is what a check reads when it gets no output, and
+    its incumbent output is what :meth:`drift` compares with. Without one, ``last_call`` and
+    ``incumbent_output`` may be given as functions;
     ``embedder`` is the configured similarity scorer (lexical when ``None``); ``judge`` the
     configured :class:`Judge`.
     """
@@ -39,6 +49,7 @@ class CheckCollector:
         *,
         test_id: str,
         model: str,
+        recording: CallSource | None = None,
         last_call: Callable[[], Call | None] | None = None,
         incumbent_output: Callable[[], str | None] | None = None,
         embedder: Embedder | None = None,
@@ -46,8 +57,8 @@ class CheckCollector:
     ) -> None:
         self.test_id = test_id
         self.model = model
-        self._last_call = last_call
-        self._incumbent_output = incumbent_output
+        self._last_call = recording.last_call if recording is not None else last_call
+        self._incumbent_output = recording.incumbent_output if recording is not None else incumbent_output
         self.embedder = embedder
         self.judge_config = judge
         self.results: list[CheckResult] = []

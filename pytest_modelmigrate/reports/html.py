@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from html import escape as _escape
 from typing import TYPE_CHECKING, Any
 
-from ..cassettes import write_atomically
+from ..files import write_atomically
 from ..metrics import run_metrics
 from ..results import short_test_name
 from .breakdown import format_count, run_breakdown
@@ -40,6 +40,7 @@ h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d0d7de; padd
 .context, .note { color: #57606a; font-size: 12px; }
 table { border-collapse: collapse; margin: 6px 0; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
+.gate, td, th, summary code { overflow-wrap: anywhere; }
 thead th { background: #f6f8fa; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .matrix td.cell { text-align: center; white-space: nowrap; font-variant-numeric: tabular-nums;
@@ -47,6 +48,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .matrix tr.group th, .matrix tr.group td { font-weight: 600; border-top: 2px solid #8c959f; }
 .matrix tr.total th, .matrix tr.total td { font-weight: 700; border-top: 2px solid #57606a; }
 .matrix th.test { font-weight: normal; padding-left: 22px; font-family: ui-monospace, monospace;
+  max-width: 40em;
   font-size: 12px; }
 td.none { background: #f6f8fa; color: #57606a; }
 .verdict-migrate { color: #116329; font-weight: 600; }
@@ -86,7 +88,7 @@ def _mark(cell: Mapping[str, Any] | None) -> str:
 
 def _cell(cell: Mapping[str, Any] | None, interval: bool) -> str:
     if not cell or not cell.get("total"):
-        return '<td class="cell none">not run</td>'
+        return f'<td class="cell none">{esc(cell_text(cell))}</td>'
     rate = cell["passed"] / cell["total"]
     return (
         f'<td class="cell" style="background:{rate_colour(rate)}">'

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..cassettes import write_atomically
+from ..files import write_atomically
 from ..metrics import run_metrics
 from ..results import short_test_name
 from .breakdown import format_count, run_breakdown

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..cassettes import write_atomically
+from ..files import write_atomically
 from ..metrics import run_metrics
 from ..results import short_test_name
 from .breakdown import format_count, run_breakdown

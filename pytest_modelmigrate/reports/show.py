@@ -8,76 +8,22 @@ the new run regressed against the old one, 0 when not, 2 for a file that is not 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..baseline import BaselineError, Comparison, compare_runs, load_run
-from ..cassettes import write_atomically
+from ..files import write_atomically
 from ..metrics import run_metrics
 from ..pricing import PriceError, load_price_file
-from ..results import Cell, Group, Matrix, Row
-from .breakdown import breakdown_lines, run_breakdown
 from .markdown import escape
-from .terminal import matrix_lines, metrics_lines, verdict_lines
+from .text import render_text
 
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["add_parser", "compare_markdown", "matrix_from_dict", "render_text"]
+__all__ = ["add_parser", "compare_markdown"]
 
 FORMATS = ("text", "md", "html", "migration")
-
-
-def _cell(data: Mapping[str, Any] | None) -> Cell:
-    if not data:
-        return Cell()
-    return Cell(
-        passed=int(data["passed"]), total=int(data["total"]), outcomes=list(data.get("outcomes") or [])
-    )
-
-
-def matrix_from_dict(data: Mapping[str, Any]) -> Matrix:
-    """A :class:`Matrix` back from its ``to_dict()`` form (for :func:`matrix_lines`)."""
-    models = [str(m) for m in data.get("models") or []]
-    groups = [
-        Group(
-            name=str(g["name"]),
-            tests=[
-                Row(name=str(r["name"]), cells={m: _cell(r["cells"].get(m)) for m in models})
-                for r in g["tests"]
-            ],
-            totals={m: _cell(g["totals"].get(m)) for m in models},
-        )
-        for g in data.get("groups") or []
-    ]
-    return Matrix(
-        models=models, groups=groups, totals={m: _cell((data.get("totals") or {}).get(m)) for m in models}
-    )
-
-
-def render_text(run: Mapping[str, Any]) -> str:
-    """What the terminal section shows: the matrix, failed checks, metrics, verdicts and the gate."""
-    lines = [
-        f"run {run.get('created', '?')}; models {', '.join(str(m['id']) for m in run.get('models') or [])}; "
-        f"incumbent {run.get('incumbent')}; record mode {run.get('record_mode', '?')}",
-        "",
-    ]
-    matrix = run.get("matrix")
-    if isinstance(matrix, Mapping) and matrix.get("models"):
-        lines += [*matrix_lines(matrix_from_dict(matrix)), ""]
-    checks = breakdown_lines(run_breakdown(run), failing_only=True)
-    if checks:
-        lines += ["failed checks (failed/total samples):", *checks, ""]
-    metrics = metrics_lines(run_metrics(run))
-    if metrics:
-        lines += [*metrics, ""]
-    gate = run.get("gate")
-    if isinstance(gate, Mapping):
-        lines += verdict_lines(gate)
-    else:
-        lines.append("no migration gate evaluated for this run")
-    return "\n".join(lines).rstrip() + "\n"
 
 
 def compare_markdown(comparison: Comparison, old_path: str, new_path: str, max_items: int = 50) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..results import Cell, Matrix, short_test_name
+from ..results import Cell, Group, Matrix, Row, cell_label, short_test_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -14,10 +14,34 @@ MAX_LABEL = 56
 
 
 def format_cell(cell: Cell) -> str:
-    if cell.total == 0:
-        return "-"
-    rate = cell.rate or 0.0
-    return f"{cell.passed}/{cell.total} {rate * 100:3.0f}%"
+    return cell.label
+
+
+def _cell(data: Mapping[str, Any] | None) -> Cell:
+    if not data:
+        return Cell()
+    return Cell(
+        passed=int(data["passed"]), total=int(data["total"]), outcomes=list(data.get("outcomes") or [])
+    )
+
+
+def matrix_from_dict(data: Mapping[str, Any]) -> Matrix:
+    """A :class:`Matrix` back from its ``to_dict()`` form (for :func:`matrix_lines`)."""
+    models = [str(m) for m in data.get("models") or []]
+    groups = [
+        Group(
+            name=str(g["name"]),
+            tests=[
+                Row(name=str(r["name"]), cells={m: _cell(r["cells"].get(m)) for m in models})
+                for r in g["tests"]
+            ],
+            totals={m: _cell(g["totals"].get(m)) for m in models},
+        )
+        for g in data.get("groups") or []
+    ]
+    return Matrix(
+        models=models, groups=groups, totals={m: _cell((data.get("totals") or {}).get(m)) for m in models}
+    )
 
 
 def _clip(label: str, width: int = MAX_LABEL) -> str:
@@ -108,21 +132,6 @@ def cost_text(cost: Mapping[str, Any], key: str = "total") -> str:
 # -- verdicts and metrics ----------------------------------------------------------------------
 
 
-def verdict_lines(gate: Mapping[str, Any]) -> list[str]:
-    """The gate from its ``to_dict()`` form: a line per group and candidate, then the gate line."""
-    lines: list[str] = []
-    verdicts: Mapping[str, Mapping[str, Mapping[str, Any]]] = gate.get("verdicts") or {}
-    width = max((len(g) for g in verdicts), default=0)
-    for group, per_candidate in verdicts.items():
-        for candidate, verdict in per_candidate.items():
-            lines.append(
-                f"{group:<{width}}  {candidate}: {verdict.get('verdict')}: {verdict.get('reason', '')}"
-            )
-    status = "PASSED" if gate.get("passed") else "FAILED"
-    lines.append(f"migration gate ({gate.get('mode', '?')}): {status}: {gate.get('reason', '')}")
-    return lines
-
-
 _METRIC_HEADER = (
     "model",
     "calls",
@@ -205,9 +214,9 @@ def wilson_text(passed: int, total: int) -> str:
 
 
 def cell_text(cell: Mapping[str, Any] | None, *, interval: bool = False) -> str:
-    """A matrix cell dict as ``passed/total rate`` (and its Wilson interval); ``-`` when not run."""
+    """A matrix cell dict as ``passed/total rate`` (and its Wilson interval), or why it has no evidence."""
     if not cell or not cell.get("total"):
-        return "-"
+        return cell_label(0, 0, (cell or {}).get("outcomes") or [])
     passed, total = int(cell["passed"]), int(cell["total"])
     text = f"{passed}/{total} {fmt_pct(passed / total)}"
     if interval and total > 1:

@@ -1,17 +1,19 @@
-"""The migration gate: does a candidate model regress against the incumbent?
+"""Fixed-N comparison of each candidate with the incumbent: verdicts and regressions.
 
 Pure module (no pytest). Input is the aggregated matrix ``group -> test -> model -> Tally``;
-output is a :class:`GateResult` with a verdict per prompt group and candidate, the list of
-regressions, whether the gate passed under the policy's mode, and the summary lines.
-The rules are documented in ``docs/gate.md``.
+output is a :class:`Comparison` with a verdict per prompt group and candidate and the
+regressions found. Whether the gate passes is :func:`pytest_modelmigrate.gate.decide`'s to
+say. The rules are documented in ``docs/gate.md``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from pytest_modelmigrate import stats
+
+from .regression import Regression, fmt_p_pair, pct
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -20,13 +22,12 @@ __all__ = [
     "CORRECTIONS",
     "MODES",
     "VERDICTS",
+    "Comparison",
     "GatePolicy",
-    "GateResult",
-    "Regression",
     "Tally",
     "TestComparison",
     "Verdict",
-    "evaluate",
+    "compare",
 ]
 
 MODES = ("strict", "no-regression", "report")
@@ -128,30 +129,6 @@ class GatePolicy:
         }
 
 
-class Regression(NamedTuple):
-    """A decided regression. ``test`` is None for a group-level regression; ``p_value`` is None
-    when decided without a test (one sample per model: deterministic replay). ``p_adjusted`` is
-    the p-value after the policy's multiple-comparison correction (the one compared with alpha;
-    equal to ``p_value`` with ``correction="none"``)."""
-
-    group: str
-    test: str | None
-    candidate: str
-    incumbent_rate: float
-    candidate_rate: float
-    p_value: float | None
-    p_adjusted: float | None = None
-
-    def describe(self) -> str:
-        # the verdict line already names the group; a test id names its module
-        where = self.test if self.test is not None else f"group {self.group}"
-        p = "1 sample each" if self.p_value is None else _fmt_p_pair(self.p_value, self.p_adjusted)
-        return f"{where} {_pct(self.incumbent_rate)} -> {_pct(self.candidate_rate)} ({p})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self._asdict())
-
-
 @dataclass(frozen=True)
 class TestComparison:
     """One test, candidate against incumbent.
@@ -216,66 +193,17 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class GateResult:
-    mode: str
-    passed: bool
-    reason: str
+class Comparison:
+    """Every candidate against the incumbent: verdicts per group, regressions, failing tests."""
+
     incumbent: str
     candidates: tuple[str, ...]
     verdicts: dict[str, dict[str, Verdict]]
     regressions: list[Regression]
-    failures: dict[str, int]
-    policy: GatePolicy
-
-    def lines(self) -> list[str]:
-        """Human summary: the settings, one line per group and candidate, then the gate line."""
-        p = self.policy
-        out = [
-            f"incumbent: {self.incumbent}; candidates: {', '.join(self.candidates) or '(none)'}; "
-            f"gate: {self.mode} (alpha {p.alpha:g}, correction {p.correction}, "
-            f"tolerance {p.tolerance:g}, min drop {p.min_drop:g} at power {p.power:g})"
-        ]
-        width = max((len(g) for g in self.verdicts), default=0)
-        for group, per_candidate in self.verdicts.items():
-            for candidate, verdict in per_candidate.items():
-                out.append(f"{group:<{width}}  {candidate}: {verdict.verdict}: {verdict.reason}")
-        status = "PASSED" if self.passed else "FAILED"
-        out.append(f"migration gate: {status}: {self.reason}")
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "passed": self.passed,
-            "reason": self.reason,
-            "incumbent": self.incumbent,
-            "candidates": list(self.candidates),
-            "policy": self.policy.to_dict(),
-            "failures": dict(self.failures),
-            "regressions": [r.to_dict() for r in self.regressions],
-            "verdicts": {
-                group: {cand: v.to_dict() for cand, v in per.items()} for group, per in self.verdicts.items()
-            },
-        }
+    failures: dict[str, int]  # model -> tests with a failing sample
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def _pct(rate: float | None) -> str:
-    return "n/a" if rate is None else f"{100.0 * rate:.0f}%"
-
-
-def _fmt_p(p: float) -> str:
-    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
-
-
-def _fmt_p_pair(p: float, adjusted: float | None, prefix: str = "") -> str:
-    """``p=0.004`` or, when the correction changed it, ``p=0.004, adj. p=0.048``."""
-    text = f"{prefix}p={_fmt_p(p)}"
-    if adjusted is not None and _fmt_p(adjusted) != _fmt_p(p):
-        text += f", adj. {prefix}p={_fmt_p(adjusted)}"
-    return text
 
 
 def _needed_for(p_incumbent: float, alpha: float, policy: GatePolicy) -> int | None:
@@ -407,7 +335,9 @@ def _judge_group(
     complete = [c for c in comparisons if c.status != "missing"]
     missing = [c for c in comparisons if c.status == "missing"]
     regressions = [
-        Regression(group, c.test, candidate, _rate(c.incumbent), _rate(c.candidate), c.p_value, c.p_adjusted)
+        Regression.measured(
+            "test", group, c.test, candidate, _rate(c.incumbent), _rate(c.candidate), c.p_value, c.p_adjusted
+        )
         for c in comparisons
         if c.status == "regressed"
     ]
@@ -419,17 +349,26 @@ def _judge_group(
     if inc_rate is not None and cand_rate is not None and group_p is not None and group_q is not None:
         group_lower = inc_rate - cand_rate > tolerance + _EPS
         if group_lower and group_q <= policy.alpha:
-            regressions.append(Regression(group, None, candidate, inc_rate, cand_rate, group_p, group_q))
+            regressions.append(
+                Regression.measured("group", group, None, candidate, inc_rate, cand_rate, group_p, group_q)
+            )
 
-    pooled = f"{_pct(inc_rate)} -> {_pct(cand_rate)}"
+    pooled = f"{pct(inc_rate)} -> {pct(cand_rate)}"
     if group_p is not None:
-        pooled += f" ({_fmt_p_pair(group_p, group_q, prefix='group ')})"
+        pooled += f" ({fmt_p_pair(group_p, group_q, prefix='group ')})"
     if regressions:
         reason = "regressed: " + "; ".join(r.describe() for r in regressions)
         verdict = Verdict("re-engineer", reason, rates, group_p, None, comparisons, group_q)
         return verdict, regressions
 
     lower = [c for c in complete if c.status == "investigate"]
+    if not complete:
+        reason = f"no evidence: none of {len(comparisons)} test(s) has samples on both models"
+        return Verdict("investigate", reason, rates, group_p, None, comparisons, group_q), []
+    if not cand_rate:
+        everyone = "on every model" if not inc_rate else f"on {candidate}"
+        reason = f"no passing sample {everyone}: nothing shows the prompt works; {pooled}"
+        return Verdict("investigate", reason, rates, group_p, None, comparisons, group_q), []
     if not missing and not lower and not group_lower:
         if all(_tally(c.candidate).failed == 0 for c in complete):
             reason = f"no failures on {len(complete)} test(s); {pooled}"
@@ -443,7 +382,7 @@ def _judge_group(
     if lower:
         parts.append(
             f"{len(lower)} test(s) lower but not significant ("
-            + ", ".join(f"{c.test} {_pct(_rate(c.incumbent))} -> {_pct(_rate(c.candidate))}" for c in lower)
+            + ", ".join(f"{c.test} {pct(_rate(c.incumbent))} -> {pct(_rate(c.candidate))}" for c in lower)
             + ")"
         )
     elif group_lower:
@@ -487,11 +426,11 @@ def _validate(
     return incumbent
 
 
-def evaluate(
+def compare(
     groups: Mapping[str, Mapping[str, Mapping[str, Tally]]],
     models: Sequence[str],
     policy: GatePolicy,
-) -> GateResult:
+) -> Comparison:
     """Judge every candidate against the incumbent, group by group and test by test.
 
     ``groups`` maps prompt group -> test id -> model -> :class:`Tally`. Tallies for models not
@@ -523,53 +462,4 @@ def evaluate(
     rank = {group: i for i, group in enumerate(order)}
     cand_rank = {c: i for i, c in enumerate(candidates)}
     regressions.sort(key=lambda r: (rank[r.group], cand_rank[r.candidate]))
-
-    any_failure = any(failures.values())
-    if policy.mode == "strict":
-        passed = not any_failure
-        if passed:
-            reason = "strict: no failing tests on any model"
-        else:
-            reason = "strict: failing tests on " + ", ".join(
-                f"{m} ({n} test{'s' if n != 1 else ''})" for m, n in failures.items() if n
-            )
-    elif policy.mode == "report":
-        passed = True
-        reason = "report mode: model outcomes never fail the run"
-        if regressions:
-            reason += f" ({len(regressions)} regression(s) found: {_summarise(regressions)})"
-    else:
-        passed = not regressions
-        if passed:
-            undecided = sum(v.verdict == "investigate" for per in verdicts.values() for v in per.values())
-            reason = f"no regression against {incumbent}" + (
-                f" ({undecided} group/candidate pair(s) to investigate)" if undecided else ""
-            )
-        else:
-            reason = f"{len(regressions)} regression(s) against {incumbent}: {_summarise(regressions)}"
-    return GateResult(
-        mode=policy.mode,
-        passed=passed,
-        reason=reason,
-        incumbent=incumbent,
-        candidates=candidates,
-        verdicts=verdicts,
-        regressions=regressions,
-        failures=failures,
-        policy=policy,
-    )
-
-
-def _summarise(regressions: Sequence[Regression], *, detail: int = 2) -> str:
-    """The gate line's reason: per candidate, the first regressions with both rates, then a count."""
-    by_candidate: dict[str, list[Regression]] = {}
-    for r in regressions:
-        by_candidate.setdefault(r.candidate, []).append(r)
-    parts = []
-    for cand, items in by_candidate.items():
-        shown = ", ".join(f"{r.group}: {r.describe()}" if r.test else r.describe() for r in items[:detail])
-        rest = items[detail:]
-        if rest:
-            shown += f" and {len(rest)} more in {', '.join(sorted({r.group for r in rest}))}"
-        parts.append(f"on {cand}: {shown}")
-    return "; ".join(parts)
+    return Comparison(incumbent, candidates, verdicts, regressions, failures)

@@ -1,0 +1,314 @@
+"""The analysis step: outcome records, settings and an optional baseline in, one :class:`Run` out.
+
+Pure module: no pytest import. Built once per session on the controller (and by tests and
+tools from saved records): the matrix once, the dataset metrics once, the metrics once, then
+:func:`~pytest_modelmigrate.gate.decide` once. Every report renders :meth:`Run.to_dict`,
+which is also what ``--migration-json`` writes and ``modelmigrate show`` reads back; nothing
+after the decision edits it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .gate import GatePolicy, Regression, Tally, compare, decide
+from .results import MISSING, Matrix, Outcome, build_matrix
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from .baseline import Comparison as BaselineComparison
+    from .datasets import DatasetMetrics
+    from .gate import Decision
+    from .models import ModelSpec
+    from .scrub import Scrubber
+    from .sequential import AdaptivePolicy
+
+__all__ = ["SCHEMA_VERSION", "AdaptiveRun", "MissingRecording", "Run", "analyse", "record_command"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MissingRecording:
+    """A (test, model) the cassettes could not answer: no cassette yet, or a stale one."""
+
+    nodeid: str
+    test: str
+    model: str
+    cassette: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodeid": self.nodeid,
+            "test": self.test,
+            "model": self.model,
+            "cassette": self.cassette,
+            "reason": self.reason,
+        }
+
+
+def record_command(recordings: Sequence[MissingRecording], models: Sequence[ModelSpec]) -> str:
+    """The one command that records every missing (test, model) of the run.
+
+    ``once`` writes the cassettes that do not exist; a stale one (the prompt changed) needs
+    ``rewrite``, which replaces the old recording of those tests only.
+    """
+    if not recordings:
+        return ""
+    mode = "rewrite" if any(r.reason.startswith("stale") for r in recordings) else "once"
+    wanted = {r.model for r in recordings}
+    specs = [str(s) for s in models if s.id in wanted] or sorted(wanted)
+    nodeids = " ".join(shlex.quote(r.nodeid) for r in recordings)
+    return f"pytest {nodeids} --models={shlex.quote(','.join(specs))} --record-mode={mode}"
+
+
+@dataclass(frozen=True)
+class AdaptiveRun:
+    """What ``--samples=auto`` did this run: its policy and how much it recorded."""
+
+    policy: AdaptivePolicy
+    calls_recorded: int = 0
+    budget_spent: bool = False
+
+
+@dataclass
+class Run:
+    """One session's results and the decision on them."""
+
+    created: str
+    record_mode: str
+    models: tuple[ModelSpec, ...]
+    incumbent: str | None
+    samples: int
+    outcomes: list[Outcome]
+    matrix: Matrix
+    decision: Decision | None
+    checks: dict[str, Any]
+    metrics: dict[str, Any]
+    datasets: dict[str, dict[str, DatasetMetrics]]
+    missing: list[MissingRecording]
+    missing_command: str
+    baseline: BaselineComparison | None = None
+    adaptive: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # what pytest_modelmigrate_run adds
+
+    def to_dict(self, scrubber: Scrubber | None = None) -> dict[str, Any]:
+        """The run file (see ``reports/run.schema.json``), every string scrubbed of keys.
+
+        Failure messages and recorded calls quote what a test saw, which may hold a key (a
+        reply that echoes the prompt): by default a scrubber that knows the key variables of
+        the environment.
+        """
+        from .scrub import Scrubber
+
+        outcomes = [o.to_dict() for o in self.outcomes]
+        data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "pytest-modelmigrate", "version": __version__},
+            "created": self.created,
+            "record_mode": self.record_mode,
+            "models": [spec.to_dict() for spec in self.models],
+            "incumbent": self.incumbent,
+            "samples": self.samples,
+            "outcomes": outcomes,
+            "matrix": self.matrix.to_dict(),
+            "checks": self.checks,
+            "metrics": self.metrics,
+        }
+        if self.decision is not None:
+            data["gate"] = self.decision.to_dict()
+        if self.datasets:
+            data["datasets"] = {
+                test: {model: m.to_dict() for model, m in by_model.items()}
+                for test, by_model in self.datasets.items()
+            }
+        if self.missing:
+            data["missing"] = {
+                "recordings": [m.to_dict() for m in self.missing],
+                "command": self.missing_command,
+            }
+        if self.baseline is not None:
+            data["baseline"] = self.baseline.to_dict()
+        if self.adaptive is not None:
+            data["adaptive"] = self.adaptive
+        for key, value in self.extra.items():
+            data.setdefault(key, value)
+        scrubber = scrubber if scrubber is not None else Scrubber.from_settings()
+        scrubbed: dict[str, Any] = scrubber.scrub_data(data)
+        return scrubbed
+
+
+def _tallies(matrix: Matrix) -> dict[str, dict[str, dict[str, Tally]]]:
+    return {
+        group.name: {
+            row.name: {m: Tally(c.passed, c.total) for m, c in row.cells.items() if c.total}
+            for row in group.tests
+        }
+        for group in matrix.groups
+    }
+
+
+def _dataset_metrics(outcomes: Sequence[Outcome]) -> dict[str, dict[str, DatasetMetrics]]:
+    """test -> model -> metrics, for tests that recorded predictions."""
+    from .datasets import aggregate
+
+    records: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    labels: dict[str, list[str] | None] = {}
+    for outcome in outcomes:
+        if not outcome.is_evidence:
+            continue
+        for record in outcome.extra.get("dataset") or []:
+            records.setdefault(outcome.test, {}).setdefault(outcome.model, []).append(record)
+        settings = outcome.extra.get("dataset_settings") or {}
+        labels.setdefault(outcome.test, settings.get("labels"))
+    return {
+        test: {model: aggregate(recs, labels=labels.get(test)) for model, recs in by_model.items()}
+        for test, by_model in records.items()
+    }
+
+
+def _prompt_tolerance(outcome: Outcome) -> float | None:
+    tolerance = (outcome.extra.get("prompt") or {}).get("tolerance")
+    return float(tolerance) if isinstance(tolerance, (int, float)) else None
+
+
+def _dataset_regressions(
+    outcomes: Sequence[Outcome],
+    datasets: Mapping[str, Mapping[str, DatasetMetrics]],
+    incumbent: str,
+    policy: GatePolicy,
+) -> list[Regression]:
+    """Dataset tests whose candidate falls below min_accuracy or drops beyond the tolerance."""
+    from .datasets import compare_to_incumbent
+
+    settings: dict[str, Mapping[str, Any]] = {}
+    groups: dict[str, str] = {}
+    for outcome in outcomes:
+        groups.setdefault(outcome.test, outcome.group)
+        if outcome.extra.get("dataset_settings"):
+            settings[outcome.test] = outcome.extra["dataset_settings"]
+    found = []
+    for test, by_model in datasets.items():
+        base = by_model.get(incumbent)
+        if base is None:
+            continue
+        group = groups.get(test, test)
+        for model, metrics in by_model.items():
+            if model == incumbent:
+                continue
+            reasons = compare_to_incumbent(
+                base,
+                metrics,
+                min_accuracy=settings.get(test, {}).get("min_accuracy"),
+                tolerance=policy.tolerance_for(group),
+            )
+            if reasons:
+                summary = f"dataset {test} on {model}: " + "; ".join(reasons)
+                found.append(Regression("dataset", group, test, model, summary))
+    return found
+
+
+def _baseline_regressions(comparison: BaselineComparison, groups: Mapping[str, str]) -> list[Regression]:
+    return [
+        Regression(
+            "baseline",
+            c.group or groups.get(c.test, c.test),
+            c.test,
+            c.model,
+            f"{c.test} [{c.model}] {c.describe()}",
+            c.old_rate,
+            c.new_rate,
+            c.p_value,
+        )
+        for c in comparison.regressions
+    ]
+
+
+def _missing(outcomes: Sequence[Outcome]) -> list[MissingRecording]:
+    return [
+        MissingRecording(o.nodeid, o.test, o.model, o.cassette, str(o.extra.get("missing") or "no recording"))
+        for o in outcomes
+        if o.outcome == MISSING
+    ]
+
+
+def analyse(
+    outcomes: Sequence[Outcome],
+    *,
+    models: Sequence[ModelSpec],
+    incumbent: str | None,
+    policy: GatePolicy | None,
+    record_mode: str = "none",
+    samples: int = 1,
+    prices: Mapping[str, Any] | None = None,
+    baseline: Mapping[str, Any] | None = None,
+    adaptive: AdaptiveRun | None = None,
+    created: str | None = None,
+) -> Run:
+    """Build the run once. ``policy`` None: no gate (a run with no model test has nothing to decide)."""
+    from .metrics import compute_metrics
+    from .reports.breakdown import check_breakdown
+
+    model_ids = [spec.id for spec in models]
+    matrix = build_matrix(outcomes, model_ids)
+    records = [o.to_dict() for o in outcomes]
+    datasets = _dataset_metrics(outcomes)
+    missing = _missing(outcomes)
+    run = Run(
+        created=created or datetime.now(UTC).isoformat(timespec="seconds"),
+        record_mode=record_mode,
+        models=tuple(models),
+        incumbent=incumbent,
+        samples=samples,
+        outcomes=list(outcomes),
+        matrix=matrix,
+        decision=None,
+        checks=check_breakdown(records, model_ids),
+        metrics=compute_metrics(
+            records, model_ids, incumbent, prices or {}, model_names={s.id: s.name for s in models}
+        ),
+        datasets=datasets,
+        missing=missing,
+        missing_command=record_command(missing, models),
+    )
+    groups = {o.test: o.group for o in outcomes}
+    extra: list[Regression] = []
+    if baseline is not None:
+        from .baseline import compare_runs
+
+        alpha = policy.alpha if policy is not None else 0.05
+        run.baseline = compare_runs(baseline, run.to_dict(), alpha=alpha)
+        extra.extend(_baseline_regressions(run.baseline, groups))
+    sequential = None
+    if adaptive is not None and incumbent is not None:
+        from .adaptive import decide as decide_sequential
+        from .adaptive import sequential_verdicts
+
+        per_test: dict[str, dict[str, list[str]]] = {}
+        for o in outcomes:
+            if o.is_evidence:
+                per_test.setdefault(o.test, {})[o.model] = list(o.samples)
+        candidates = [m for m in model_ids if m != incumbent]
+        plan = decide_sequential(per_test, groups, incumbent, candidates, adaptive.policy)
+        plan.targets = {t: min((len(v) for v in per.values()), default=0) for t, per in per_test.items()}
+        plan.budget_spent = adaptive.budget_spent
+        run.adaptive = {
+            **plan.to_dict(),
+            "policy": adaptive.policy.to_dict(),
+            "calls_recorded": adaptive.calls_recorded,
+        }
+        sequential = sequential_verdicts(plan, groups)
+    if policy is not None and outcomes and model_ids:
+        if incumbent is not None:
+            extra[:0] = _dataset_regressions(outcomes, datasets, incumbent, policy)
+        comparison = compare(_tallies(matrix), model_ids, policy)
+        run.decision = decide(
+            comparison, policy, regressions=extra, sequential=sequential, missing=len(missing)
+        )
+    return run

@@ -1,0 +1,50 @@
+"""pytest glue: the one package that imports pytest (the ``pytest11`` entry point).
+
+``options`` declares the options from :data:`~pytest_modelmigrate.settings.SETTINGS`;
+``hooks`` holds the module-level hooks (configure, parametrization, deselection);
+``fixtures`` the fixtures; ``session`` the per-session object that runs each (test, model)
+with its cassette and hands the end of the run to the analysis; ``hookspec`` the hooks this
+plugin declares.
+"""
+
+from __future__ import annotations
+
+from .fixtures import (
+    checks,
+    example,
+    model,
+    model_spec,
+    modelmigrate_embedder,
+    modelmigrate_emulator,
+    modelmigrate_judge,
+    prediction,
+    prompt,
+    snapshot_model,
+)
+from .hooks import (
+    pytest_addhooks,
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_generate_tests,
+    pytest_unconfigure,
+)
+
+__all__ = [
+    "checks",
+    "example",
+    "model",
+    "model_spec",
+    "modelmigrate_embedder",
+    "modelmigrate_emulator",
+    "modelmigrate_judge",
+    "prediction",
+    "prompt",
+    "pytest_addhooks",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_generate_tests",
+    "pytest_unconfigure",
+    "snapshot_model",
+]

@@ -1,0 +1,253 @@
+"""The fixtures: ``model`` (one cassette per test and model), ``checks``, ``prompt``, datasets, emulator."""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from ..models import ModelSpec
+from .session import MigrationSession, recording_key, session_key
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ..checks.collector import CheckCollector
+    from ..checks.judge import Judge
+    from ..checks.similarity import Embedder
+    from ..datasets import Example
+    from ..prompting import PromptClient
+
+__all__ = [
+    "Prediction",
+    "checks",
+    "example",
+    "model",
+    "model_spec",
+    "modelmigrate_embedder",
+    "modelmigrate_emulator",
+    "modelmigrate_judge",
+    "prediction",
+    "prompt",
+    "snapshot_model",
+]
+
+
+def _session(config: pytest.Config) -> MigrationSession:
+    return config.stash[session_key]
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The model name to send to the provider; the test's traffic goes to its own cassette.
+
+    Parametrized over the configured models (``--models`` or the ini ``modelmigrate_models``).
+    """
+    session = _session(request.config)
+    spec = getattr(request, "param", None)
+    if not isinstance(spec, ModelSpec):
+        why = (
+            "models are configured, but this test's `model` was not parametrized by pytest-modelmigrate"
+            if session.settings.registry
+            else "neither is set"
+        )
+        pytest.fail(
+            f"{request.node.nodeid} uses the `model` fixture, but no models are configured for it: "
+            f"pass --models=a,b on the command line or set modelmigrate_models in the ini file ({why})",
+            pytrace=False,
+        )
+    yield from session.run_with_cassette(request, spec)
+
+
+@pytest.fixture
+def model_spec(request: pytest.FixtureRequest, model: str) -> ModelSpec:
+    """The :class:`~pytest_modelmigrate.models.ModelSpec` (``id`` and ``name``) of the current model."""
+    spec: ModelSpec = request.node.stash[recording_key].spec
+    return spec
+
+
+@pytest.fixture
+def checks(
+    request: pytest.FixtureRequest,
+    model: str,
+    modelmigrate_judge: Judge | None,
+    modelmigrate_embedder: Embedder | None,
+) -> CheckCollector:
+    """Soft checks: every check runs and is recorded; the test fails at its end listing each failure."""
+    from ..checks.collector import CheckCollector
+
+    recording = request.node.stash[recording_key]
+    recording.judge_model = modelmigrate_judge.model if modelmigrate_judge is not None else None
+    collector = CheckCollector(
+        test_id=request.node.nodeid,
+        model=recording.spec.id,
+        recording=recording,
+        embedder=modelmigrate_embedder,
+        judge=modelmigrate_judge,
+    )
+    recording.collector = collector
+    return collector
+
+
+def _provider_patterns(config: pytest.Config) -> list[tuple[str, str]]:
+    from ..prompting import DEFAULT_PROVIDER_PATTERNS
+
+    return [*_session(config).settings.provider_patterns, *DEFAULT_PROVIDER_PATTERNS]
+
+
+@pytest.fixture(scope="session")
+def modelmigrate_judge(pytestconfig: pytest.Config) -> Judge | None:
+    """The LLM judge for ``checks.judge``: ini ``modelmigrate_judge_model`` (pinned, never parametrized).
+
+    Override this fixture to build your own :class:`~pytest_modelmigrate.checks.judge.Judge`.
+    """
+    settings = _session(pytestconfig).settings
+    if not settings.judge_model:
+        return None
+    from ..checks.judge import Judge
+
+    patterns = _provider_patterns(pytestconfig)
+
+    def factory(model_name: str, provider: str | None) -> PromptClient:
+        from ..prompting import PromptClient
+
+        return PromptClient(model_name, provider, provider_patterns=patterns)
+
+    return Judge(settings.judge_model, settings.judge_provider or None, client_factory=factory)
+
+
+@pytest.fixture(scope="session")
+def modelmigrate_embedder(pytestconfig: pytest.Config) -> Embedder | None:
+    """The similarity scorer for ``checks.similar`` and ``checks.drift`` (ini ``modelmigrate_embedder``)."""
+    kind, name = _session(pytestconfig).settings.embedder
+    if kind == "openai":
+        from ..checks.similarity import OpenAIEmbedder
+
+        return OpenAIEmbedder(name)
+    if kind == "sentence-transformers":
+        from ..checks.similarity import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(name)
+    return None  # lexical: validated at configure time
+
+
+@pytest.fixture
+def prompt(request: pytest.FixtureRequest, model: str) -> PromptClient:
+    """Send a prompt to the current model through its official SDK (``prompt.ask("...")``)."""
+    from ..prompting import PromptClient
+
+    return PromptClient(model, provider_patterns=_provider_patterns(request.config))
+
+
+@pytest.fixture
+def example(request: pytest.FixtureRequest) -> Example:
+    """The labelled example of a ``@pytest.mark.dataset`` test."""
+    value = getattr(request, "param", None)
+    if value is None:
+        pytest.fail(
+            f'{request.node.nodeid} uses the `example` fixture without @pytest.mark.dataset("file")',
+            pytrace=False,
+        )
+    example: Example = value
+    return example
+
+
+@pytest.fixture
+def prediction(request: pytest.FixtureRequest, example: Example) -> Prediction:
+    """Record a prediction against the example's expectation: ``.label(...)`` or ``.fields(...)``."""
+    return Prediction(request.node, example)
+
+
+class Prediction:
+    """Compares what the model predicted with the labelled example, records it, and fails when wrong."""
+
+    def __init__(self, item: pytest.Item, example: Example) -> None:
+        self._item = item
+        self.example = example
+        self.records: list[dict[str, Any]] = []
+
+    def _keep(self, record: dict[str, Any]) -> dict[str, Any]:
+        self.records.append(record)
+        recording = self._item.stash.get(recording_key, None)
+        if recording is not None:
+            recording.dataset.append(record)
+        return record
+
+    def label(self, predicted: Any, expected: Any = None) -> bool:
+        """A classification: ``predicted`` against ``expected`` (default: the example's label)."""
+        from ..datasets import label_record
+
+        record = self._keep(
+            label_record(self.example, self.example.label if expected is None else expected, predicted)
+        )
+        if not record["correct"]:
+            pytest.fail(
+                f"example {self.example.id} ({self.example.location}): predicted {record['predicted']!r}, "
+                f"expected {record['expected']!r}",
+                pytrace=False,
+            )
+        return True
+
+    def fields(self, predicted: Any, expected: Any = None, spec: Any = None) -> dict[str, bool]:
+        """An extraction: each expected field compared (exact, normalized, or ("numeric", tolerance))."""
+        from ..datasets import fields_record
+
+        want = self.example.expected if expected is None else expected
+        if not isinstance(want, dict):
+            pytest.fail(
+                f"example {self.example.id}: expected fields must be a mapping, got {want!r}", pytrace=False
+            )
+        record = self._keep(
+            fields_record(self.example, want, predicted if isinstance(predicted, dict) else None, spec)
+        )
+        wrong = [name for name, ok in record["fields"].items() if not ok]
+        if wrong:
+            pytest.fail(
+                f"example {self.example.id} ({self.example.location}): wrong field(s) {', '.join(wrong)}",
+                pytrace=False,
+            )
+        return dict(record["fields"])
+
+
+@pytest.fixture
+def snapshot_model(snapshot: Any) -> Any:
+    """syrupy's ``snapshot`` with one snapshot set per model: ``__snapshots__/<model>/<module>/...``."""
+    from ..snapshots import ModelSnapshotExtension
+
+    return snapshot.use_extension(ModelSnapshotExtension)
+
+
+@pytest.fixture(scope="session")
+def modelmigrate_emulator(pytestconfig: pytest.Config) -> Iterator[str]:
+    """Base URL of the local provider emulator (``http://127.0.0.1:PORT``).
+
+    Point the SDKs at it: ``openai.OpenAI(base_url=url + "/v1")``, ``anthropic.Anthropic(base_url=url)``.
+    When replaying, nothing listens there (cassettes answer); when recording, the emulator is
+    started on the fixed port (ini ``modelmigrate_emulator_port``) unless one already runs there.
+    """
+    settings = _session(pytestconfig).settings
+    url = f"http://127.0.0.1:{settings.emulator_port}"
+    if settings.record_mode == "none" or _answers(url):
+        yield url
+        return
+    from ..emulator import Emulator, ScriptError
+
+    try:
+        emulator = Emulator(
+            script=settings.emulator_script,
+            port=settings.emulator_port,
+            time_scale=settings.emulator_time_scale,
+        )
+    except ScriptError as exc:
+        raise pytest.UsageError(f"ini modelmigrate_emulator_script: {exc}") from None
+    with emulator:
+        yield emulator.url
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((parts.hostname or "127.0.0.1", parts.port or 80)) == 0

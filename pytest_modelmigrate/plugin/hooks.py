@@ -1,0 +1,162 @@
+"""Module-level hooks: options, configure, parametrization over the models, late deselection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ..models import MarkerFilter, ModelSpec, ModelSpecError, marker_filter
+from .hookspec import ModelmigrateHookspecs
+from .options import add_options, resolve_settings
+from .session import MigrationSession, model_param, session_key
+
+__all__ = [
+    "pytest_addhooks",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_generate_tests",
+    "pytest_unconfigure",
+]
+
+MARKERS = (
+    "models(only=None, skip=None, xfail=None): run this test on some models only, skip some, "
+    "or expect it to fail on some (xfail={'model': 'reason'})",
+    "prompt(name, purpose=None, sensitivities=None): the prompt this test guards; "
+    "groups tests in the migration matrix",
+    "samples(n): run this prompt test n times per model (overrides --samples)",
+    "dataset(path, labels=None, label_field='label', id_field='id'): parametrize this test over "
+    "the examples of a JSONL, CSV or YAML file beside it (the `example` fixture)",
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(ModelmigrateHookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    session = MigrationSession(config, resolve_settings(config))
+    config.stash[session_key] = session
+    config.pluginmanager.register(session, "modelmigrate-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(session_key, None)
+    if session is not None:
+        config.pluginmanager.unregister(session)
+        del config.stash[session_key]
+
+
+# -- parametrization ---------------------------------------------------------------------------
+
+
+def _parametrizes_model_itself(metafunc: pytest.Metafunc) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        if not mark.args:
+            continue
+        argnames = mark.args[0]
+        names = [n.strip() for n in argnames.split(",")] if isinstance(argnames, str) else list(argnames)
+        if "model" in names:
+            return True
+    return False
+
+
+def _parametrize_dataset(metafunc: pytest.Metafunc, session: MigrationSession) -> None:
+    mark = metafunc.definition.get_closest_marker("dataset")
+    if mark is None:
+        return
+    where = metafunc.definition.nodeid
+    if "example" not in metafunc.fixturenames:
+        pytest.fail(
+            f"{where}: @pytest.mark.dataset needs the test to take the `example` fixture "
+            "(def test_x(model, example): ...)",
+            pytrace=False,
+        )
+    if not mark.args:
+        pytest.fail(
+            f'{where}: @pytest.mark.dataset needs a file, e.g. @pytest.mark.dataset("cases.jsonl")',
+            pytrace=False,
+        )
+    from ..datasets import DatasetError, dataset_path, load_dataset
+
+    path = dataset_path(Path(str(metafunc.definition.path)), str(mark.args[0]))
+    options = {k: v for k, v in mark.kwargs.items() if k in ("labels", "label_field", "id_field")}
+    unknown = set(mark.kwargs) - {"labels", "label_field", "id_field", "min_accuracy"}
+    if unknown:
+        pytest.fail(
+            f"{where}: @pytest.mark.dataset got unknown argument(s) {sorted(unknown)}; "
+            "use labels=[...], label_field='label', id_field='id' or min_accuracy=0.9",
+            pytrace=False,
+        )
+    key = (str(path), repr(sorted(options.items())))
+    examples = session.datasets.get(key)
+    if examples is None:
+        problem = ""
+        try:
+            examples = load_dataset(path, **options)
+        except DatasetError as exc:
+            problem = str(exc)
+        if problem or examples is None:
+            pytest.fail(f"{where}: {problem}", pytrace=False)
+        session.datasets[key] = examples
+    metafunc.parametrize("example", [pytest.param(ex, id=ex.id) for ex in examples], indirect=True)
+
+
+def _marker_filter(metafunc: pytest.Metafunc, registry: tuple[ModelSpec, ...]) -> MarkerFilter:
+    marks = list(metafunc.definition.iter_markers("models"))
+    if not marks:
+        return MarkerFilter()
+    kwargs: dict[str, object] = {}
+    args: list[object] = []
+    for mark in reversed(marks):  # the closest mark wins
+        kwargs.update(mark.kwargs)
+        args = list(mark.args) or args
+    problem = ""
+    try:
+        return marker_filter(kwargs, args, list(registry), where=metafunc.definition.nodeid)
+    except ModelSpecError as exc:
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    session = metafunc.config.stash[session_key]
+    _parametrize_dataset(metafunc, session)
+    if "model" not in metafunc.fixturenames or _parametrizes_model_itself(metafunc):
+        return
+    registry = session.settings.registry
+    if not registry:
+        return  # the fixture fails each such test with a message naming both settings
+    mark_filter = _marker_filter(metafunc, registry)
+    params = []
+    for spec in registry:
+        if not mark_filter.allows(spec):
+            continue
+        reason = mark_filter.xfail_reason(spec)
+        item_marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
+        params.append(pytest.param(spec, id=spec.id, marks=item_marks))
+    metafunc.parametrize("model", params, indirect=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect models outside this run late, so syrupy & co. still see the whole registry."""
+    session = config.stash[session_key]
+    selected = set(session.settings.selected_ids)
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        spec = model_param(item)
+        (dropped if spec is not None and spec.id not in selected else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    session.collected(items)

@@ -1,0 +1,61 @@
+"""Options and ini settings, generated from the one table in :mod:`pytest_modelmigrate.settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..models import ModelSpecError
+from ..settings import INI_NAMES, RECORD_MODE_DISABLED, SETTINGS, Settings, SettingsError, resolve
+
+__all__ = ["add_options", "resolve_settings", "unknown_ini_hint"]
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("modelmigrate", "model migration (pytest-modelmigrate)")
+    for setting in SETTINGS:
+        if setting.flag is not None:
+            kwargs: dict[str, Any] = {"choices": setting.choices} if setting.choices else {}
+            if setting.metavar:
+                kwargs["metavar"] = setting.metavar
+            group.addoption(
+                setting.flag,
+                action="store",
+                dest=setting.key,
+                default=None,
+                help=setting.help + (f" (ini {setting.ini})" if setting.ini else ""),
+                **kwargs,
+            )
+        if setting.ini is not None:
+            default = setting.ini_default
+            if default is None:
+                default = [] if setting.ini_type == "linelist" else ""
+            parser.addini(setting.ini, type=setting.ini_type, default=default, help=setting.help)
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Every setting, validated: a bad value is a usage error naming the flag or ini key."""
+    if config.getoption("disable_recording", default=False):
+        record_mode = RECORD_MODE_DISABLED
+    else:
+        record_mode = config.getoption("record_mode", default=None) or "none"
+    try:
+        return resolve(
+            lambda key: config.getoption(key),
+            config.getini,
+            rootpath=Path(config.rootpath),
+            record_mode=record_mode,
+        )
+    except (SettingsError, ModelSpecError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def unknown_ini_hint(key: str) -> str:
+    """ "did you mean ...?" for a misspelt ``modelmigrate_*`` ini key."""
+    import difflib
+
+    close = difflib.get_close_matches(key, INI_NAMES, n=1)
+    hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(INI_NAMES)}"
+    return f"ini {key} is not a pytest-modelmigrate setting and is ignored ({hint})"

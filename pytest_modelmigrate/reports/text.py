@@ -1,0 +1,92 @@
+"""The run as text: what the terminal section prints and ``modelmigrate show --format text`` writes.
+
+Pure module: one function, :func:`text_lines`, reads the run (``Run.to_dict()``, or the same
+read back from a JSON file), so the two can never tell different stories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..gate import gate_lines
+from .breakdown import breakdown_lines, run_breakdown
+from .terminal import matrix_from_dict, matrix_lines, metrics_lines
+
+__all__ = ["render_text", "text_lines"]
+
+
+def _dataset_lines(run: Mapping[str, Any]) -> list[str]:
+    from ..datasets import DatasetMetrics, render_dataset_lines
+
+    lines: list[str] = []
+    for test, by_model in (run.get("datasets") or {}).items():
+        metrics = {model: DatasetMetrics.from_dict(m) for model, m in by_model.items()}
+        lines += ["", *render_dataset_lines(metrics, title=test)]
+    return lines
+
+
+def missing_lines(run: Mapping[str, Any], max_items: int = 20) -> list[str]:
+    """The recordings the run lacked, and the one command that records them."""
+    missing = run.get("missing") or {}
+    recordings = missing.get("recordings") or []
+    if not recordings:
+        return []
+    lines = [f"missing recordings ({len(recordings)}), not counted for or against any model:"]
+    for r in recordings[:max_items]:
+        lines.append(f"  {r['nodeid']}: {r['reason']}")
+    if len(recordings) > max_items:
+        lines.append(f"  ... and {len(recordings) - max_items} more")
+    lines.append(f"record them with: {missing.get('command')}")
+    return lines
+
+
+def text_lines(run: Mapping[str, Any]) -> list[str]:
+    """The matrix, failed checks, dataset metrics, metrics, baseline, sampling, gaps and decision.
+
+    The last line is the gate line (the terminal colours it).
+    """
+    from ..adaptive import summary_lines
+    from ..baseline import comparison_lines
+
+    models = ", ".join(str(m["id"]) for m in run.get("models") or [])
+    lines = [
+        f"run {run.get('created', '?')}; models {models}; incumbent {run.get('incumbent')}; "
+        f"record mode {run.get('record_mode', '?')}",
+        "",
+    ]
+    matrix = run.get("matrix")
+    if isinstance(matrix, Mapping) and matrix.get("models"):
+        lines += matrix_lines(matrix_from_dict(matrix))
+    checks = breakdown_lines(run_breakdown(run), failing_only=True)
+    if checks:
+        lines += [
+            "",
+            "checks that failed (failed samples / samples, per model):",
+            *("  " + c for c in checks),
+        ]
+    lines += _dataset_lines(run)
+    has_calls = any(o.get("calls") for o in run.get("outcomes") or [])
+    metrics = metrics_lines(run.get("metrics") or {}) if has_calls else []
+    if metrics:
+        lines += ["", *metrics]
+    baseline = run.get("baseline")
+    if isinstance(baseline, Mapping):
+        lines += ["", *comparison_lines(baseline)]
+    adaptive = run.get("adaptive")
+    if isinstance(adaptive, Mapping):
+        lines += ["", *summary_lines(adaptive)]
+    missing = missing_lines(run)
+    if missing:
+        lines += ["", *missing]
+    gate = run.get("gate")
+    lines.append("")
+    if isinstance(gate, Mapping):
+        lines += gate_lines(gate)
+    else:
+        lines.append("no migration gate evaluated for this run")
+    return lines
+
+
+def render_text(run: Mapping[str, Any]) -> str:
+    return "\n".join(lines.rstrip() for lines in text_lines(run)).rstrip() + "\n"

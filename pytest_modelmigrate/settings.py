@@ -1,0 +1,582 @@
+"""Every setting of the plugin, declared once: flag, ini name, converter, default and help.
+
+Pure module: no pytest import. ``plugin/`` generates ``addoption``/``addini`` and the check of
+misspelt ini keys from :data:`SETTINGS`; :func:`resolve` turns what pytest read into one
+validated :class:`Settings` at configure time, so a bad value is a usage error before any test
+runs. Precedence: the command line over the ini file over the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .models import ModelSpec, ModelSpecError, merge_registry, parse_models
+from .models import resolve as resolve_model
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+__all__ = [
+    "DEFAULT_EMULATOR_PORT",
+    "GATE_MODES",
+    "INI_NAMES",
+    "RECORD_MODE_DISABLED",
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "SettingsError",
+    "resolve",
+]
+
+RECORD_MODE_DISABLED = "disabled"
+GATE_MODES = ("strict", "no-regression", "report")
+DEFAULT_EMULATOR_PORT = 8765
+EMBEDDER_KINDS = ("lexical", "openai", "sentence-transformers")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the flag or ini key and the fix."""
+
+
+# -- converters: text as pytest read it -> a value, or SettingsError naming ``where`` -----------
+
+
+def _text(text: str, where: str) -> str:
+    return text.strip()
+
+
+def positive_int(text: str, where: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise SettingsError(f"{where}: {text!r} is not a whole number; use e.g. 5") from None
+    if value < 1:
+        raise SettingsError(f"{where}: must be at least 1, got {value}")
+    return value
+
+
+def _nonnegative_float(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{where}: {text!r} is not a number, e.g. 2.50") from None
+    if value < 0:
+        raise SettingsError(f"{where}: must not be negative, got {value:g}")
+    return value
+
+
+def _fraction(*, lower_open: bool, upper_open: bool) -> Callable[[str, str], float]:
+    def convert(text: str, where: str) -> float:
+        try:
+            value = float(str(text).strip())
+        except ValueError:
+            raise SettingsError(f"{where}: {text!r} is not a number between 0 and 1") from None
+        low_ok = value > 0 if lower_open else value >= 0
+        high_ok = value < 1 if upper_open else value <= 1
+        if not (low_ok and high_ok):
+            raise SettingsError(f"{where}: {value:g} is outside the allowed range (0 to 1)")
+        return value
+
+    return convert
+
+
+def _samples(text: str, where: str) -> int | str:
+    return "auto" if str(text).strip() == "auto" else positive_int(text, where)
+
+
+def _gate_mode(text: str, where: str) -> str:
+    mode = str(text).strip()
+    if mode not in GATE_MODES:
+        raise SettingsError(f"{where}: {mode!r} is not one of {', '.join(GATE_MODES)}")
+    return mode
+
+
+def _port(text: str, where: str) -> int:
+    try:
+        port = int(str(text).strip())
+    except ValueError:
+        raise SettingsError(f"{where}: {text!r} is not a port number; use e.g. 8765") from None
+    if not 0 < port < 65536:
+        raise SettingsError(f"{where}: {port} is not a port number (1 to 65535)")
+    return port
+
+
+def _embedder(text: str, where: str) -> tuple[str, str]:
+    value = str(text).strip() or "lexical"
+    kind, _, name = value.partition(":")
+    if (kind == "lexical" and not name) or (kind in EMBEDDER_KINDS[1:] and name):
+        return kind, name
+    raise SettingsError(
+        f"{where}: {value!r} is not a scorer; use lexical, openai:<model> "
+        "(e.g. openai:text-embedding-3-small) or sentence-transformers:<model>"
+    )
+
+
+def _provider_patterns(lines: Sequence[str], where: str) -> tuple[tuple[str, str], ...]:
+    patterns = []
+    for line in lines:
+        pattern, sep, provider = str(line).partition("=")
+        if not sep or provider.strip() not in ("openai", "anthropic") or not pattern.strip():
+            raise SettingsError(
+                f"{where}: {line!r} should read pattern=provider, e.g. claude*=anthropic or llama*=openai"
+            )
+        patterns.append((pattern.strip(), provider.strip()))
+    return tuple(patterns)
+
+
+def _lines(lines: Sequence[str], where: str) -> tuple[str, ...]:
+    return tuple(str(line) for line in lines)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it is read from and how its text becomes a value."""
+
+    key: str  # the attribute of :class:`Settings` (also the option's ``dest``)
+    help: str
+    flag: str | None = None  # command-line flag, e.g. ``--models``
+    ini: str | None = None  # ini key, e.g. ``modelmigrate_models``
+    ini_type: Literal["string", "linelist", "bool"] = "string"  # pytest's addini type
+    default: Any = None  # the value (already converted) when neither gives one
+    convert: Callable[[Any, str], Any] = _text
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    ini_default: Any = None  # what addini reports when unset ("" / [] / a bool)
+
+    @property
+    def where(self) -> str:
+        return "/".join(name for name in (self.flag, f"ini {self.ini}" if self.ini else None) if name)
+
+
+def _s(key: str, help: str, **kwargs: Any) -> Setting:
+    return Setting(key=key, help=help, **kwargs)
+
+
+_FRACTION = _fraction(lower_open=True, upper_open=True)
+
+SETTINGS: tuple[Setting, ...] = (
+    _s(
+        "models",
+        "Comma-separated model versions to run every test that uses `model` against, "
+        "e.g. gpt-4o,gpt-5 or old=gpt-4o-2024-08-06,new=gpt-5 (overrides the ini setting)",
+        flag="--models",
+        ini="modelmigrate_models",
+        metavar="MODELS",
+    ),
+    _s(
+        "incumbent",
+        "The model in production now; every other model is a candidate (default: the first model)",
+        flag="--incumbent",
+        ini="modelmigrate_incumbent",
+        metavar="MODEL",
+    ),
+    _s(
+        "samples",
+        "Run each prompt test N times per model, because models are stochastic, or 'auto': "
+        "sample only while the comparison with the incumbent is undecided "
+        "(the samples marker overrides it; default: 1)",
+        flag="--samples",
+        ini="modelmigrate_samples",
+        metavar="N",
+        default=1,
+        convert=_samples,
+    ),
+    _s(
+        "samples_min",
+        "With --samples=auto: rounds every test takes before any decision (default: 5)",
+        flag="--samples-min",
+        metavar="N",
+        default=5,
+        convert=positive_int,
+    ),
+    _s(
+        "samples_max",
+        "With --samples=auto: the most rounds a test takes (default: 20)",
+        flag="--samples-max",
+        metavar="N",
+        default=20,
+        convert=positive_int,
+    ),
+    _s(
+        "budget_usd",
+        "With --samples=auto: stop recording more samples once this run's recorded calls cost this much",
+        flag="--migration-budget-usd",
+        metavar="USD",
+        convert=_nonnegative_float,
+    ),
+    _s(
+        "max_calls",
+        "With --samples=auto: stop recording more samples after N recorded calls in this run",
+        flag="--migration-max-calls",
+        metavar="N",
+        convert=positive_int,
+    ),
+    _s(
+        "gate_mode",
+        "strict: any failure fails the run (pytest's usual rule); no-regression: only a candidate's "
+        "regression against the incumbent does; report: model outcomes never fail the run (default: strict)",
+        flag="--migration-gate",
+        ini="modelmigrate_gate",
+        default="strict",
+        convert=_gate_mode,
+        choices=GATE_MODES,
+    ),
+    _s(
+        "tolerance",
+        "Pass-rate drop (0 to 1) a candidate may show before it counts as a regression (default: 0)",
+        flag="--migration-tolerance",
+        ini="modelmigrate_tolerance",
+        metavar="DROP",
+        default=0.0,
+        convert=_fraction(lower_open=False, upper_open=True),
+    ),
+    _s(
+        "alpha",
+        "Significance level of the gate's tests (default: 0.05)",
+        ini="modelmigrate_alpha",
+        default=0.05,
+        convert=_FRACTION,
+    ),
+    _s(
+        "power",
+        "Power used to size undecided comparisons (default: 0.8)",
+        ini="modelmigrate_power",
+        default=0.8,
+        convert=_FRACTION,
+    ),
+    _s(
+        "min_drop",
+        "Smallest drop the sample-size advice targets (default: 0.15)",
+        ini="modelmigrate_min_drop",
+        default=0.15,
+        convert=_fraction(lower_open=True, upper_open=False),
+    ),
+    _s(
+        "json_path",
+        "Write the run (models, every test × model outcome, the matrix, the decision) as JSON to PATH",
+        flag="--migration-json",
+        metavar="PATH",
+    ),
+    _s(
+        "markdown_path",
+        "Write the report as Markdown (for a PR comment) to PATH; "
+        "it is also appended to $GITHUB_STEP_SUMMARY when that is set",
+        flag="--migration-markdown",
+        metavar="PATH",
+    ),
+    _s(
+        "html_path",
+        "Write the report as one self-contained HTML file to PATH",
+        flag="--migration-html",
+        metavar="PATH",
+    ),
+    _s(
+        "baseline_save",
+        "Save this run as a baseline (JSON, meant to be committed) to PATH",
+        flag="--migration-baseline-save",
+        metavar="PATH",
+    ),
+    _s(
+        "baseline_compare",
+        "Compare this run with a saved baseline; regressions against it count for the gate",
+        flag="--migration-baseline-compare",
+        metavar="PATH",
+    ),
+    _s(
+        "cassette_dir",
+        "Folder for per-model cassettes, relative to each test module's folder (default: cassettes)",
+        ini="modelmigrate_cassette_dir",
+        default="cassettes",
+    ),
+    _s(
+        "parse_cache",
+        "Keep the parsed form of replayed cassettes under pytest's cache dir (default: true)",
+        ini="modelmigrate_parse_cache",
+        ini_type="bool",
+        ini_default=True,
+        default=True,
+        convert=lambda value, where: bool(value),
+    ),
+    _s(
+        "secret_env",
+        "More environment variables whose values must never reach a cassette",
+        ini="modelmigrate_secret_env",
+        ini_type="linelist",
+        default=(),
+        convert=_lines,
+    ),
+    _s(
+        "secret_headers",
+        "More request or response headers to drop from cassettes",
+        ini="modelmigrate_secret_headers",
+        ini_type="linelist",
+        default=(),
+        convert=_lines,
+    ),
+    _s(
+        "judge_model",
+        "The pinned model the LLM judge uses",
+        ini="modelmigrate_judge_model",
+        default="",
+    ),
+    _s(
+        "judge_provider",
+        "openai or anthropic (default: by model name)",
+        ini="modelmigrate_judge_provider",
+        default="",
+    ),
+    _s(
+        "embedder",
+        "Similarity scorer: lexical, openai:<model> or sentence-transformers:<model>",
+        ini="modelmigrate_embedder",
+        default=("lexical", ""),
+        convert=_embedder,
+    ),
+    _s(
+        "provider_patterns",
+        "pattern=provider lines mapping model names to openai or anthropic (default: claude*=anthropic)",
+        ini="modelmigrate_provider_patterns",
+        ini_type="linelist",
+        default=(),
+        convert=_provider_patterns,
+    ),
+    _s(
+        "price_lines",
+        "Prices in USD per million tokens, one model a line: 'gpt-4o: input=2.50 output=10.00'",
+        ini="modelmigrate_prices",
+        ini_type="linelist",
+        default=(),
+        convert=_lines,
+    ),
+    _s(
+        "prices_file",
+        "A JSON or TOML price table, relative to the rootdir",
+        ini="modelmigrate_prices_file",
+        default="",
+    ),
+    _s(
+        "emulator_script",
+        "Script for the modelmigrate_emulator fixture (YAML or JSON), relative to the rootdir",
+        ini="modelmigrate_emulator_script",
+        default="",
+    ),
+    _s(
+        "emulator_port",
+        f"Port of the modelmigrate_emulator fixture (default: {DEFAULT_EMULATOR_PORT}); "
+        "cassettes record its URL, so keep it fixed",
+        ini="modelmigrate_emulator_port",
+        default=DEFAULT_EMULATOR_PORT,
+        convert=_port,
+    ),
+    _s(
+        "emulator_time_scale",
+        "Multiplier for the emulator's scripted latencies while recording (default: 1.0)",
+        ini="modelmigrate_emulator_time_scale",
+        default=1.0,
+        convert=_nonnegative_float,
+    ),
+)
+
+INI_NAMES: tuple[str, ...] = tuple(sorted(s.ini for s in SETTINGS if s.ini))
+_REPORT_KEYS = ("json_path", "markdown_path", "html_path", "baseline_save")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the session was asked to do, resolved and validated once at configure time."""
+
+    registry: tuple[ModelSpec, ...] = ()  # every known model: parametrized over, so nothing is deleted
+    selected: tuple[ModelSpec, ...] = ()  # the models this run executes
+    incumbent: ModelSpec | None = None
+    record_mode: str = "none"
+    models_source: str = "modelmigrate_models"
+    samples: int = 1
+    samples_auto: bool = False
+    samples_min: int = 5
+    samples_max: int = 20
+    samples_batch: int = 5
+    budget_usd: float | None = None
+    max_calls: int | None = None
+    gate_mode: str = "strict"
+    tolerance: float = 0.0
+    alpha: float = 0.05
+    power: float = 0.8
+    min_drop: float = 0.15
+    json_path: Path | None = None
+    markdown_path: Path | None = None
+    html_path: Path | None = None
+    baseline_save: Path | None = None
+    baseline_compare: Path | None = None
+    cassette_dir: str = "cassettes"
+    parse_cache: bool = True
+    secret_env: tuple[str, ...] = ()
+    secret_headers: tuple[str, ...] = ()
+    judge_model: str = ""
+    judge_provider: str = ""
+    embedder: tuple[str, str] = ("lexical", "")
+    provider_patterns: tuple[tuple[str, str], ...] = ()
+    prices: Mapping[str, Any] = field(default_factory=dict)
+    emulator_script: Path | None = None
+    emulator_port: int = DEFAULT_EMULATOR_PORT
+    emulator_time_scale: float = 1.0
+
+    @property
+    def selected_ids(self) -> list[str]:
+        return [spec.id for spec in self.selected]
+
+    @property
+    def model_ids(self) -> list[str]:
+        return [spec.id for spec in (self.selected or self.registry)]
+
+    @property
+    def recording(self) -> bool:
+        return self.record_mode not in ("none", RECORD_MODE_DISABLED)
+
+
+def _raw(setting: Setting, cli: Callable[[str], Any], ini: Callable[[str], Any]) -> tuple[Any, str] | None:
+    """The text the user gave and where (command line first), or None when neither gave one."""
+    if setting.flag is not None:
+        value = cli(setting.key)
+        if value is not None:
+            return value, setting.flag
+    if setting.ini is not None:
+        value = ini(setting.ini)
+        if setting.ini_type == "bool":
+            return value, f"ini {setting.ini}"
+        if value not in (None, "", []) and not (isinstance(value, str) and not value.strip()):
+            return value, f"ini {setting.ini}"
+    return None
+
+
+def _models(cli_value: str | None, ini_value: str) -> tuple[list[ModelSpec], list[ModelSpec], str]:
+    ini_models = parse_models(ini_value, source="ini modelmigrate_models") if ini_value.strip() else []
+    if cli_value is None:
+        return ini_models, ini_models, "modelmigrate_models"
+    cli_models = parse_models(cli_value, source="--models")
+    if not cli_models:
+        raise SettingsError("--models is empty; name at least one model, e.g. --models=gpt-4o,gpt-5")
+    # a bare name on the command line may pick an ini model by its alias or its name
+    entries = [e.strip() for e in cli_value.replace("\n", ",").split(",") if e.strip()]
+    cli_models = [
+        (resolve_model(ini_models, entry) or spec) if "=" not in entry else spec
+        for entry, spec in zip(entries, cli_models, strict=True)
+    ]
+    return merge_registry(ini_models, cli_models), cli_models, "--models"
+
+
+def _report_path(value: str, flag: str) -> Path:
+    path = Path(value).resolve()
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        # said before the tests run, not after an hour of recording
+        raise SettingsError(f"{flag}: cannot write {path}: {blocker} is a file, not a folder")
+    return path
+
+
+def resolve(
+    cli: Callable[[str], Any],
+    ini: Callable[[str], Any],
+    *,
+    rootpath: Path,
+    record_mode: str,
+) -> Settings:
+    """Every setting from the command line (``cli(key)``) and the ini file (``ini(name)``).
+
+    Raises :class:`SettingsError` (or :class:`~pytest_modelmigrate.models.ModelSpecError`,
+    a model setting) naming the flag or ini key and the fix.
+    """
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        found = _raw(setting, cli, ini)
+        if found is None:
+            values[setting.key] = setting.default
+        else:
+            raw, where = found
+            values[setting.key] = setting.convert(raw, where) if setting.convert is not _text else raw
+
+    try:
+        registry, selected, source = _models(cli("models"), str(ini("modelmigrate_models") or ""))
+    except ModelSpecError as exc:
+        raise SettingsError(str(exc)) from None
+    incumbent: ModelSpec | None = selected[0] if selected else None
+    incumbent_key = str(values["incumbent"] or "").strip()
+    if incumbent_key:
+        incumbent = resolve_model(selected, incumbent_key)
+        if incumbent is None:
+            raise SettingsError(
+                f"--incumbent/modelmigrate_incumbent names {incumbent_key!r}, which is not among the models "
+                f"of this run ({', '.join(s.id for s in selected) or 'none'})"
+            )
+    samples = values["samples"]
+    if values["samples_min"] > values["samples_max"]:
+        raise SettingsError(
+            f"--samples-min ({values['samples_min']}) is larger than --samples-max ({values['samples_max']})"
+        )
+    paths: dict[str, Any] = {
+        key: _report_path(str(values[key]), next(s.flag or "" for s in SETTINGS if s.key == key))
+        if values[key]
+        else None
+        for key in (*_REPORT_KEYS, "baseline_compare")
+    }
+    return Settings(
+        registry=tuple(registry),
+        selected=tuple(selected),
+        incumbent=incumbent,
+        record_mode=record_mode,
+        models_source=source,
+        samples=1 if samples == "auto" else samples,
+        samples_auto=samples == "auto",
+        samples_min=values["samples_min"],
+        samples_max=values["samples_max"],
+        budget_usd=values["budget_usd"],
+        max_calls=values["max_calls"],
+        gate_mode=values["gate_mode"],
+        tolerance=values["tolerance"],
+        alpha=values["alpha"],
+        power=values["power"],
+        min_drop=values["min_drop"],
+        cassette_dir=str(values["cassette_dir"]).strip() or "cassettes",
+        parse_cache=values["parse_cache"],
+        secret_env=values["secret_env"],
+        secret_headers=values["secret_headers"],
+        judge_model=str(values["judge_model"]).strip(),
+        judge_provider=str(values["judge_provider"]).strip(),
+        embedder=values["embedder"],
+        provider_patterns=values["provider_patterns"],
+        prices=_prices(values["price_lines"], str(values["prices_file"]).strip(), rootpath),
+        emulator_script=_rooted(str(values["emulator_script"]).strip(), rootpath),
+        emulator_port=values["emulator_port"],
+        emulator_time_scale=values["emulator_time_scale"],
+        **paths,
+    )
+
+
+def _rooted(value: str, rootpath: Path) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else rootpath / path
+
+
+def _prices(lines: Sequence[str], file_value: str, rootpath: Path) -> dict[str, Any]:
+    if not lines and not file_value:
+        return {}
+    from .pricing import PriceError, price_table
+
+    try:
+        return dict(price_table(lines, file_value or None, base_dir=rootpath))
+    except PriceError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def adaptive_policy(settings: Settings) -> Any:
+    """The sequential rule's policy under ``--samples=auto`` (None otherwise)."""
+    if not settings.samples_auto:
+        return None
+    from .sequential import AdaptivePolicy
+
+    return AdaptivePolicy(
+        min_samples=settings.samples_min, max_samples=settings.samples_max, alpha=settings.alpha
+    )
