@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .gate import Regression, Verdict
-from .sequential import AdaptivePolicy, Decision, SequentialComparison, replay_decisions
+from .sequential import AdaptivePolicy, SequentialComparison, SequentialDecision, replay_decisions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -28,7 +28,7 @@ def _pairs(incumbent: Sequence[str], candidate: Sequence[str]) -> list[tuple[boo
     return [(a == PASSED, b == PASSED) for a, b in zip(incumbent, candidate, strict=False)]
 
 
-def _decide(pairs: Sequence[tuple[bool, bool]], policy: AdaptivePolicy, tests: int = 1) -> Decision:
+def _decide(pairs: Sequence[tuple[bool, bool]], policy: AdaptivePolicy, tests: int = 1) -> SequentialDecision:
     """The documented rule, :func:`~.sequential.replay_decisions`: decided after each complete round."""
     decisions = replay_decisions(pairs, policy, tests)
     return decisions[-1] if decisions else SequentialComparison(policy, tests=tests).decision()
@@ -39,8 +39,8 @@ class Plan:
     """Samples to take per (test, model) and the decisions the recorded samples give."""
 
     targets: dict[str, int] = field(default_factory=dict)  # test -> rounds this run takes
-    test_decisions: dict[str, dict[str, Decision]] = field(default_factory=dict)  # test -> cand
-    group_decisions: dict[str, dict[str, Decision]] = field(default_factory=dict)  # group -> cand
+    test_decisions: dict[str, dict[str, SequentialDecision]] = field(default_factory=dict)  # test -> cand
+    group_decisions: dict[str, dict[str, SequentialDecision]] = field(default_factory=dict)  # group -> cand
     budget_spent: bool = False
 
     @property

@@ -21,7 +21,7 @@ from .results import MISSING, Matrix, Outcome, build_matrix
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from .baseline import Comparison as BaselineComparison
+    from .baseline import BaselineComparison
     from .datasets import DatasetMetrics
     from .gate import Decision
     from .models import ModelSpec

@@ -9,7 +9,7 @@ Pure module: no pytest import. A (test, model) of the new run is compared with t
 * **improved**: the new pass rate is higher;
 * **appeared** / **disappeared**: in one run only; **not_compared**: skipped on one side.
 
-Regressions against a baseline count for the gate (``Comparison.regressions``).
+Regressions against a baseline count for the gate (``BaselineComparison.regressions``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,15 @@ from .stats import fisher_exact_less
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["BaselineError", "Change", "Comparison", "compare_runs", "load_run", "save_baseline", "strip_run"]
+__all__ = [
+    "BaselineComparison",
+    "BaselineError",
+    "Change",
+    "compare_runs",
+    "load_run",
+    "save_baseline",
+    "strip_run",
+]
 
 SCHEMA_VERSION = 1
 # Failure messages longer than this are cut in a saved baseline.
@@ -141,7 +149,7 @@ class Change:
 
 
 @dataclass
-class Comparison:
+class BaselineComparison:
     alpha: float
     regressions: list[Change] = field(default_factory=list)
     lower: list[Change] = field(default_factory=list)
@@ -228,12 +236,14 @@ def _metric_deltas(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, 
     return {m: deltas(new_models[m], old_models[m]) for m in new_models if m in old_models}
 
 
-def compare_runs(old: Mapping[str, Any], new: Mapping[str, Any], *, alpha: float = 0.05) -> Comparison:
+def compare_runs(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, alpha: float = 0.05
+) -> BaselineComparison:
     """Classify every (test, model) of ``new`` against ``old`` (see the module docstring)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
     old_index, new_index = _index(old), _index(new)
-    result = Comparison(alpha=alpha, old_created=old.get("created"), new_created=new.get("created"))
+    result = BaselineComparison(alpha=alpha, old_created=old.get("created"), new_created=new.get("created"))
     for key, n in new_index.items():
         o = old_index.get(key)
         test, model = key

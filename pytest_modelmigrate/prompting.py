@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_modelmigrate.checks.result import ChecksConfigError
+from pytest_modelmigrate.errors import ChecksConfigError
 
 if TYPE_CHECKING:
     from pytest_modelmigrate.providers.base import Call, Usage
@@ -181,7 +181,7 @@ class PromptClient:
         call = _to_call(raw, self.model, params)
         parsed: Any = None
         if json or schema is not None:
-            from pytest_modelmigrate.checks.structural import extract_json
+            from pytest_modelmigrate.jsontext import extract_json
 
             found = extract_json(call.text)
             parsed = found[0] if found is not None else None

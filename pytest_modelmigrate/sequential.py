@@ -72,8 +72,8 @@ __all__ = [
     "REGRESSED",
     "STATUSES",
     "AdaptivePolicy",
-    "Decision",
     "SequentialComparison",
+    "SequentialDecision",
     "boundary",
     "crossing_probability",
     "nominal_level",
@@ -130,7 +130,7 @@ class AdaptivePolicy:
 
 
 @dataclass(frozen=True)
-class Decision:
+class SequentialDecision:
     """What to do after a round, and why.
 
     ``status`` is CONTINUE, REGRESSED or NOT_REGRESSED; ``final`` is True for the last two.
@@ -385,7 +385,7 @@ class SequentialComparison:
         self.pairs = 0
         self.losses = 0
         self.wins = 0
-        self._final: Decision | None = None
+        self._final: SequentialDecision | None = None
 
     @property
     def bounds(self) -> tuple[int, ...]:
@@ -411,7 +411,7 @@ class SequentialComparison:
         for inc, cand in pairs:
             self.add(inc, cand)
 
-    def decision(self) -> Decision:
+    def decision(self) -> SequentialDecision:
         """CONTINUE, or a final REGRESSED / NOT_REGRESSED (sticky once given)."""
         if self._final is not None:
             return self._final
@@ -421,8 +421,8 @@ class SequentialComparison:
         p = sign_test_p(d, losses)
         stat = f"{losses} loss(es), {self.wins} win(s) in {self.pairs} pair(s); sign p={p:.3g}"
 
-        def make(status: str, reason: str, predictive: float | None = None) -> Decision:
-            return Decision(
+        def make(status: str, reason: str, predictive: float | None = None) -> SequentialDecision:
+            return SequentialDecision(
                 status,
                 status != CONTINUE,
                 reason,
@@ -476,7 +476,7 @@ class SequentialComparison:
 
 def replay_decisions(
     pairs: Sequence[tuple[bool, bool]], policy: AdaptivePolicy | None = None, tests: int = 1
-) -> list[Decision]:
+) -> list[SequentialDecision]:
     """The decision after each round of ``pairs`` (recorded outcomes, in recording order).
 
     A round is ``tests`` consecutive pairs (one per test of a group; one pair for a single
@@ -485,7 +485,7 @@ def replay_decisions(
     not record them). An incomplete last round is fed but not decided on.
     """
     comparison = SequentialComparison(policy, tests)
-    out: list[Decision] = []
+    out: list[SequentialDecision] = []
     for i, (inc, cand) in enumerate(pairs, start=1):
         comparison.add(bool(inc), bool(cand))
         if i % tests:

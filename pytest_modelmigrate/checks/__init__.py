@@ -19,7 +19,7 @@ from pytest_modelmigrate.checks.boundary import (
     tool_called,
 )
 from pytest_modelmigrate.checks.collector import CheckCollector
-from pytest_modelmigrate.checks.judge import Judge, Verdict, judge, parse_verdict
+from pytest_modelmigrate.checks.judge import Judge, JudgeVerdict, judge, parse_verdict
 from pytest_modelmigrate.checks.result import CheckResult, ChecksConfigError, CheckUnavailable
 from pytest_modelmigrate.checks.similarity import (
     Embedder,
@@ -82,10 +82,10 @@ __all__ = [
     "ChecksConfigError",
     "Embedder",
     "Judge",
+    "JudgeVerdict",
     "LexicalScorer",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
-    "Verdict",
     "bullets",
     "contains",
     "detect_refusal",

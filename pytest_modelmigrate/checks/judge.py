@@ -24,7 +24,7 @@ from pytest_modelmigrate.checks.result import (
 if TYPE_CHECKING:
     from pytest_modelmigrate.prompting import PromptClient
 
-__all__ = ["DEFAULT_JUDGE_SYSTEM", "Judge", "Verdict", "judge", "parse_verdict"]
+__all__ = ["DEFAULT_JUDGE_SYSTEM", "Judge", "JudgeVerdict", "judge", "parse_verdict"]
 
 DEFAULT_JUDGE_SYSTEM = """You are a strict evaluator of another AI model's output.
 You receive a rubric and the output. Decide whether the output satisfies the rubric.
@@ -41,7 +41,7 @@ _TEMPLATE = """<rubric>
 
 
 @dataclass(frozen=True)
-class Verdict:
+class JudgeVerdict:
     passed: bool | None
     score: float | None
     reason: str
@@ -63,13 +63,15 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
-def parse_verdict(text: str) -> Verdict:
+def parse_verdict(text: str) -> JudgeVerdict:
     """Read ``{"pass", "score", "reason"}`` from the judge's reply (fences and prose tolerated)."""
     from pytest_modelmigrate.checks.structural import extract_json
 
     found = extract_json(text)
     if found is None or not isinstance(found[0], Mapping):
-        return Verdict(None, None, "", text, error=f"no JSON object in the judge's reply: {shorten(text)!r}")
+        return JudgeVerdict(
+            None, None, "", text, error=f"no JSON object in the judge's reply: {shorten(text)!r}"
+        )
     data = found[0]
     passed = _as_bool(data.get("pass", data.get("passed", data.get("verdict"))))
     raw_score = data.get("score")
@@ -80,7 +82,7 @@ def parse_verdict(text: str) -> Verdict:
             or not isinstance(raw_score, (int, float))
             or not math.isfinite(raw_score)
         ):
-            return Verdict(
+            return JudgeVerdict(
                 passed,
                 None,
                 str(data.get("reason", "")),
@@ -89,7 +91,7 @@ def parse_verdict(text: str) -> Verdict:
             )
         score = float(raw_score)
         if not 0.0 <= score <= 1.0:
-            return Verdict(
+            return JudgeVerdict(
                 passed,
                 score,
                 str(data.get("reason", "")),
@@ -97,14 +99,14 @@ def parse_verdict(text: str) -> Verdict:
                 error=f"the judge's score {score} is outside [0, 1]",
             )
     if passed is None and score is None:
-        return Verdict(
+        return JudgeVerdict(
             None,
             None,
             str(data.get("reason", "")),
             text,
             error=f"the judge's JSON has neither 'pass' nor 'score': {shorten(text)!r}",
         )
-    return Verdict(passed, score, str(data.get("reason", "")), text)
+    return JudgeVerdict(passed, score, str(data.get("reason", "")), text)
 
 
 class Judge:
@@ -156,7 +158,7 @@ class Judge:
                 )
         return self._client
 
-    def evaluate(self, output: str, rubric: str) -> Verdict:
+    def evaluate(self, output: str, rubric: str) -> JudgeVerdict:
         """Ask the judge model; the reply is parsed with :func:`parse_verdict`."""
         response = self.client.ask(
             _TEMPLATE.format(rubric=rubric.strip(), output=output),

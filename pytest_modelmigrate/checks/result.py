@@ -26,23 +26,10 @@ __all__ = [
     "shorten",
 ]
 
+from pytest_modelmigrate.errors import ChecksConfigError, CheckUnavailable
+
 # str | Call | an SDK response object | an object with a ``.call`` (PromptResponse) | None.
 CheckInput = Any
-
-
-class ChecksConfigError(ValueError):
-    """A check used wrongly (bad schema, missing reference, unconfigured judge or embedder).
-
-    The message starts with the check's name (``"json_schema: invalid schema: ..."``) and, when
-    the collector raised it, with the test id. Raised the first time the check is used.
-    """
-
-
-class CheckUnavailable(ChecksConfigError):
-    """An optional dependency a check needs is not installed (e.g. sentence-transformers).
-
-    The plugin turns this into a skip with the message; plain-function users get the error.
-    """
 
 
 def shorten(text: str, limit: int = 80) -> str:

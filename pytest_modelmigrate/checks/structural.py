@@ -7,7 +7,6 @@ the parsed value on ``result.value``.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from pytest_modelmigrate.checks.result import (
     resolve_output,
     shorten,
 )
+from pytest_modelmigrate.jsontext import FENCE_RE, extract_json, strict_loads
 
 __all__ = [
     "bullets",
@@ -37,17 +37,8 @@ __all__ = [
     "regex",
 ]
 
-_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)\n?[ \t]*```", re.DOTALL)
 _BULLET_RE = re.compile(r"^([ \t]*)[-*•+‣◦▪]\s+\S")
 _NUMBERED_RE = re.compile(r"^([ \t]*)(?:\d{1,3}|[a-zA-Z])[.)]\s+\S")
-
-
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not valid JSON")
-
-
-def _strict_loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -65,7 +56,7 @@ def json_strict(output: CheckInput = None, *, name: str | None = None) -> CheckR
     if not stripped:
         return CheckResult("json_strict", False, "output is empty, expected one JSON value", label=name)
     try:
-        value = _strict_loads(stripped)
+        value = strict_loads(stripped)
     except ValueError as exc:
         return _explain_strict_failure(text, exc, name)
     return CheckResult(
@@ -75,7 +66,7 @@ def json_strict(output: CheckInput = None, *, name: str | None = None) -> CheckR
 
 def _explain_strict_failure(text: str, exc: ValueError, name: str | None) -> CheckResult:
     details: dict[str, Any] = {"error": str(exc)}
-    fence = _FENCE_RE.search(text)
+    fence = FENCE_RE.search(text)
     found = extract_json(text)
     if fence is not None and found is not None and found[1] == "fence":
         before, after = text[: fence.start()].strip(), text[fence.end() :].strip()
@@ -104,38 +95,6 @@ def _kind(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
         type(value), "null" if value is None else "number"
     )
-
-
-def extract_json(text: str) -> tuple[Any, str, int, int] | None:
-    """The first JSON value in ``text``: ``(value, where, start, end)`` or ``None``.
-
-    ``where`` is ``"whole"`` (the text is JSON), ``"fence"`` (inside a code fence, ```json first)
-    or ``"prose"`` (the first ``{`` or ``[`` that starts a complete value).
-    """
-    stripped = text.strip()
-    if stripped:
-        try:
-            value = _strict_loads(stripped)
-            start = text.index(stripped[0])
-            return value, "whole", start, start + len(stripped)
-        except ValueError:
-            pass
-    fences = list(_FENCE_RE.finditer(text))
-    fences.sort(key=lambda m: (m.group(1).lower() not in ("json", "jsonc", "json5"), m.start()))
-    for fence in fences:
-        body = fence.group(2).strip()
-        try:
-            return _strict_loads(body), "fence", fence.start(), fence.end()
-        except ValueError:
-            continue
-    decoder = json.JSONDecoder(parse_constant=_reject_constant)
-    for match in re.finditer(r"[\[{]", text):
-        try:
-            value, end = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        return value, "prose", match.start(), end
-    return None
 
 
 def json_lenient(output: CheckInput = None, *, name: str | None = None) -> CheckResult:
@@ -269,7 +228,7 @@ def _validate_pydantic(value: Any, model: Any, name: str | None) -> CheckResult:
 
 
 def _outside_fences(text: str) -> list[str]:
-    return _FENCE_RE.sub("", text).splitlines()
+    return FENCE_RE.sub("", text).splitlines()
 
 
 def _list_items(text: str, pattern: re.Pattern[str], nested: bool) -> list[str]:

@@ -7,21 +7,21 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .calls import Call
+    from .exchange import Request
 
 __all__ = ["auto_text", "auto_tool_call", "schema_instance"]
 
 _SNIPPET = 60
 
 
-def sentence(call: Call) -> str:
+def sentence(call: Request) -> str:
     quoted = " ".join((call.last_user or call.prompt).split())
     if len(quoted) > _SNIPPET:
         quoted = quoted[:_SNIPPET].rstrip() + "…"
     return f'Emulated reply from {call.model} to "{quoted}".'
 
 
-def auto_text(call: Call) -> str:
+def auto_text(call: Request) -> str:
     if call.schema is not None:
         return json.dumps(schema_instance(call.schema), ensure_ascii=False)
     if call.json_mode:
@@ -29,7 +29,7 @@ def auto_text(call: Call) -> str:
     return sentence(call)
 
 
-def auto_tool_call(call: Call) -> tuple[str, str] | None:
+def auto_tool_call(call: Request) -> tuple[str, str] | None:
     """(name, JSON arguments) when the request forces a tool call, else None."""
     if call.forced_tool is None or not call.tools:
         return None

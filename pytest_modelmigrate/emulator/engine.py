@@ -1,4 +1,4 @@
-"""Turns a parsed :class:`~.calls.Call` into an :class:`~.calls.Outcome` using the script, and
+"""Turns a parsed :class:`~.exchange.Call` into an :class:`~.exchange.Reply` using the script, and
 keeps the per-(model, prompt) request counters that make stochastic draws reproducible."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 
 from . import autoreply
-from .calls import Call, Outcome, OutcomeToolCall
+from .exchange import Reply, ReplyToolCall, Request
 from .script import ErrorSpec, Script
 from .tokens import count_tokens, truncate
 
@@ -35,13 +35,13 @@ class Engine:
             self._counters[(model, prompt)] = counter + 1
         return counter
 
-    def resolve(self, call: Call) -> Outcome:
+    def resolve(self, call: Request) -> Reply:
         counter = self._next(call.model, call.prompt)
         ident = hashlib.sha256(
             f"{call.api}\x00{call.model}\x00{call.prompt}\x00{counter}".encode()
         ).hexdigest()
         if not self.script.knows(call.model):
-            return Outcome(
+            return Reply(
                 model=call.model,
                 ident=ident,
                 error=ErrorSpec(
@@ -56,7 +56,7 @@ class Engine:
         echo = draw.echo_model or call.model
         factor = draw.token_factor
         if spec.error is not None:
-            return Outcome(
+            return Reply(
                 model=echo, ident=ident, error=spec.error, latency_ms=draw.latency_ms, where=draw.where
             )
 
@@ -87,12 +87,12 @@ class Engine:
             produced = (text or "") + (refusal or "") + "".join(name + args for name, args in calls)
             output_tokens = count_tokens(produced, factor)
         tool_calls = tuple(
-            OutcomeToolCall(
+            ReplyToolCall(
                 id=hashlib.sha256(f"{ident}:{i}".encode()).hexdigest()[:24], name=name, arguments=args
             )
             for i, (name, args) in enumerate(calls)
         )
-        return Outcome(
+        return Reply(
             model=echo,
             ident=ident,
             text=text,

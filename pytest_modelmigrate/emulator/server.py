@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import anthropic_messages, openai_chat, openai_embeddings, openai_responses
-from .calls import Call, Event, Outcome, RequestError
+from . import api_anthropic_messages, api_openai_chat, api_openai_embeddings, api_openai_responses
 from .engine import Engine
 from .errors import anthropic_error, openai_error
+from .exchange import Event, Reply, Request, RequestError
 from .script import Script, load_script
 from .tokens import count_tokens
 
@@ -30,17 +30,17 @@ __all__ = ["Emulator", "ServedRequest"]
 
 ScriptSource = Script | Mapping[str, Any] | str | os.PathLike[str] | None
 
-_Api = tuple[Callable[[dict[str, Any]], Call], Callable[[Call, Outcome], dict[str, Any]]]
+_Api = tuple[Callable[[dict[str, Any]], Request], Callable[[Request, Reply], dict[str, Any]]]
 _POST_ROUTES: dict[str, _Api] = {
-    "/v1/chat/completions": (openai_chat.parse, openai_chat.render),
-    "/v1/responses": (openai_responses.parse, openai_responses.render),
-    "/v1/embeddings": (openai_embeddings.parse, openai_embeddings.render),
-    "/v1/messages": (anthropic_messages.parse, anthropic_messages.render),
+    "/v1/chat/completions": (api_openai_chat.parse, api_openai_chat.render),
+    "/v1/responses": (api_openai_responses.parse, api_openai_responses.render),
+    "/v1/embeddings": (api_openai_embeddings.parse, api_openai_embeddings.render),
+    "/v1/messages": (api_anthropic_messages.parse, api_anthropic_messages.render),
 }
-_STREAMERS: dict[str, Callable[[Call, Outcome], list[Event]]] = {
-    "chat": openai_chat.events,
-    "responses": openai_responses.events,
-    "messages": anthropic_messages.events,
+_STREAMERS: dict[str, Callable[[Request, Reply], list[Event]]] = {
+    "chat": api_openai_chat.events,
+    "responses": api_openai_responses.events,
+    "messages": api_anthropic_messages.events,
 }
 
 
@@ -324,7 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self.read_body()
             if route == "/v1/messages/count_tokens":
-                call = anthropic_messages.parse(body, count_only=True)
+                call = api_anthropic_messages.parse(body, count_only=True)
                 tokens = count_tokens(call.input_text, self.emulator.script.token_factor)
                 self.served(call.model, call.prompt, 200, "count_tokens")
                 self.send_json(200, {"input_tokens": tokens})

@@ -18,22 +18,22 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from pytest_modelmigrate.providers.base import Call, CassetteFormatError, ProviderError, ToolCall, Usage
+from pytest_modelmigrate.providers.base import (
+    Call,
+    CassetteFormatError,
+    ProviderError,
+    ToolCall,
+    Usage,
+)
+from pytest_modelmigrate.providers.base import (
+    as_dict as _dict,
+)
+from pytest_modelmigrate.providers.base import (
+    as_int as _int,
+)
 from pytest_modelmigrate.providers.openai_chat import parse_arguments
 
 REFUSAL_MARKER = "[refused: stop_reason=refusal]"
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def usage_from_anthropic(usage: Any) -> Usage:

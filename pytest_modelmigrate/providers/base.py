@@ -99,3 +99,18 @@ class Call:
             "error": asdict(self.error) if self.error else None,
             "refusal": self.refusal is not None,
         }
+
+
+# -- reading JSON from a provider: a wrong type reads as absent, never as a crash ------------------
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -16,22 +16,25 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pytest_modelmigrate.providers.base import Call, CassetteFormatError, ProviderError, ToolCall, Usage
+from pytest_modelmigrate.providers.base import (
+    Call,
+    CassetteFormatError,
+    ProviderError,
+    ToolCall,
+    Usage,
+)
+from pytest_modelmigrate.providers.base import (
+    as_dict as _dict,
+)
+from pytest_modelmigrate.providers.base import (
+    as_int as _int,
+)
+from pytest_modelmigrate.providers.base import (
+    as_list as _list,
+)
 from pytest_modelmigrate.providers.openai_chat import openai_error, parse_arguments
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def usage_from_responses(usage: Any) -> Usage:

@@ -15,7 +15,7 @@ from ..metrics import run_metrics
 from ..results import short_test_name
 from .breakdown import format_count, run_breakdown
 from .markdown import MAX_MESSAGE, failing_outcomes
-from .terminal import cell_text, delta_phrases, metrics_rows, shows_intervals
+from .terminal import METRIC_HEADER, cell_text, delta_phrases, metrics_rows, shows_intervals
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -234,20 +234,8 @@ def _metrics(run: Mapping[str, Any]) -> str:
     rows = metrics_rows(metrics)
     if not rows or not any(m.get("calls") for m in (metrics.get("models") or {}).values()):
         return ""
-    header = [
-        "model",
-        "calls",
-        "p50",
-        "p95",
-        "input tok/test",
-        "output tok/test",
-        "cost/test",
-        "cost",
-        "errors",
-        "refusals",
-    ]
     html_rows = [[f"<td>{esc(r[0])}</td>"] + [f'<td class="num">{esc(c)}</td>' for c in r[1:]] for r in rows]
-    out = "<section><h2>Latency, tokens, cost</h2>" + _table(header, html_rows)
+    out = "<section><h2>Latency, tokens, cost</h2>" + _table(METRIC_HEADER, html_rows)
     deltas = metrics.get("deltas") or {}
     if deltas:
         items = "".join(

@@ -16,7 +16,7 @@ from ..files import write_atomically
 from ..metrics import run_metrics
 from ..results import short_test_name
 from .breakdown import format_count, run_breakdown
-from .terminal import cell_text, delta_phrases, metrics_rows, shows_intervals
+from .terminal import METRIC_HEADER, cell_text, delta_phrases, metrics_rows, shows_intervals
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -191,19 +191,11 @@ def _metrics(run: Mapping[str, Any]) -> list[str]:
     rows = metrics_rows(metrics)
     if not rows or not any(m.get("calls") for m in (metrics.get("models") or {}).values()):
         return []
-    header = [
-        "model",
-        "calls",
-        "p50",
-        "p95",
-        "input tok/test",
-        "output tok/test",
-        "cost/test",
-        "cost",
-        "errors",
-        "refusals",
+    out = [
+        "### Latency, tokens, cost",
+        "",
+        *_table(list(METRIC_HEADER), [[escape(c) for c in r] for r in rows]),
     ]
-    out = ["### Latency, tokens, cost", "", *_table(header, [[escape(c) for c in r] for r in rows])]
     incumbent = metrics.get("incumbent")
     deltas = metrics.get("deltas") or {}
     if deltas:

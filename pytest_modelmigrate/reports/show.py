@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..baseline import BaselineError, Comparison, compare_runs, load_run
+from ..baseline import BaselineComparison, BaselineError, compare_runs, load_run
 from ..files import write_atomically
 from ..metrics import run_metrics
 from ..pricing import PriceError, load_price_file
@@ -26,7 +26,9 @@ __all__ = ["add_parser", "compare_markdown"]
 FORMATS = ("text", "md", "html", "migration")
 
 
-def compare_markdown(comparison: Comparison, old_path: str, new_path: str, max_items: int = 50) -> str:
+def compare_markdown(
+    comparison: BaselineComparison, old_path: str, new_path: str, max_items: int = 50
+) -> str:
     mark = "❌" if comparison.regressed else "✅"
     lines = [
         f"## Run comparison: {escape(new_path)} against {escape(old_path)}",

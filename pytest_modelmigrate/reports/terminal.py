@@ -132,13 +132,13 @@ def cost_text(cost: Mapping[str, Any], key: str = "total") -> str:
 # -- verdicts and metrics ----------------------------------------------------------------------
 
 
-_METRIC_HEADER = (
+METRIC_HEADER = (
     "model",
     "calls",
     "p50",
     "p95",
-    "in tok/test",
-    "out tok/test",
+    "input tok/test",
+    "output tok/test",
     "cost/test",
     "cost",
     "errors",
@@ -147,7 +147,7 @@ _METRIC_HEADER = (
 
 
 def metrics_rows(metrics: Mapping[str, Any]) -> list[list[str]]:
-    """One row of formatted values per model (the columns of :data:`_METRIC_HEADER`)."""
+    """One row of formatted values per model (the columns of :data:`METRIC_HEADER`)."""
     rows = []
     for model, m in (metrics.get("models") or {}).items():
         rows.append(
@@ -190,8 +190,8 @@ def metrics_lines(metrics: Mapping[str, Any]) -> list[str]:
     rows = metrics_rows(metrics)
     if not rows:
         return []
-    table = [list(_METRIC_HEADER), *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(_METRIC_HEADER))]
+    table = [list(METRIC_HEADER), *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(METRIC_HEADER))]
     lines = []
     for row in table:
         cells = [f"{row[0]:<{widths[0]}}"] + [f"{c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .calls import Call, Event, Outcome, RequestError, ToolDef, content_text, optional_int, require_model
+from .exchange import Event, Reply, Request, RequestError, ToolDef, content_text, optional_int, require_model
 from .tokens import logprob_entries, split_pieces
 
 __all__ = ["events", "parse", "render"]
@@ -13,7 +13,7 @@ __all__ = ["events", "parse", "render"]
 _LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 
-def parse(body: dict[str, Any]) -> Call:
+def parse(body: dict[str, Any]) -> Request:
     model = require_model(body)
     raw_input = body.get("input")
     system: list[str] = []
@@ -60,7 +60,7 @@ def parse(body: dict[str, Any]) -> Call:
         forced = str(choice.get("name", ""))
     include = body.get("include") or []
     top = body.get("top_logprobs") or 0
-    return Call(
+    return Request(
         api="responses",
         model=model,
         prompt="\n".join(system + user),
@@ -79,7 +79,7 @@ def parse(body: dict[str, Any]) -> Call:
     )
 
 
-def _message_item(call: Call, out: Outcome, *, done: bool) -> dict[str, Any] | None:
+def _message_item(call: Request, out: Reply, *, done: bool) -> dict[str, Any] | None:
     if out.refusal is not None:
         part: dict[str, Any] = {"type": "refusal", "refusal": out.refusal if done else ""}
     elif out.text is not None:
@@ -101,7 +101,7 @@ def _message_item(call: Call, out: Outcome, *, done: bool) -> dict[str, Any] | N
     }
 
 
-def _function_items(out: Outcome, *, done: bool) -> list[dict[str, Any]]:
+def _function_items(out: Reply, *, done: bool) -> list[dict[str, Any]]:
     return [
         {
             "id": f"fc_{tc.id}",
@@ -115,7 +115,7 @@ def _function_items(out: Outcome, *, done: bool) -> list[dict[str, Any]]:
     ]
 
 
-def _response(call: Call, out: Outcome, *, done: bool) -> dict[str, Any]:
+def _response(call: Request, out: Reply, *, done: bool) -> dict[str, Any]:
     body = call.body
     output: list[dict[str, Any]] = []
     if done:
@@ -153,7 +153,7 @@ def _response(call: Call, out: Outcome, *, done: bool) -> dict[str, Any]:
     }
 
 
-def _usage(out: Outcome) -> dict[str, Any]:
+def _usage(out: Reply) -> dict[str, Any]:
     return {
         "input_tokens": out.input_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
@@ -163,11 +163,11 @@ def _usage(out: Outcome) -> dict[str, Any]:
     }
 
 
-def render(call: Call, out: Outcome) -> dict[str, Any]:
+def render(call: Request, out: Reply) -> dict[str, Any]:
     return _response(call, out, done=True)
 
 
-def events(call: Call, out: Outcome) -> list[Event]:
+def events(call: Request, out: Reply) -> list[Event]:
     result: list[Event] = []
 
     def emit(kind: str, **fields: Any) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .calls import Call, Event, Outcome, RequestError, ToolDef, content_text, optional_int, require_model
+from .exchange import Event, Reply, Request, RequestError, ToolDef, content_text, optional_int, require_model
 from .tokens import split_pieces
 
 __all__ = ["events", "parse", "render"]
 
 
-def parse(body: dict[str, Any], *, count_only: bool = False) -> Call:
+def parse(body: dict[str, Any], *, count_only: bool = False) -> Request:
     model = require_model(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -46,7 +46,7 @@ def parse(body: dict[str, Any], *, count_only: bool = False) -> Call:
             forced = ""
         elif choice.get("type") == "tool":
             forced = str(choice.get("name", ""))
-    return Call(
+    return Request(
         api="messages",
         model=model,
         prompt="\n".join(([system_text] if system_text else []) + user),
@@ -63,7 +63,7 @@ def parse(body: dict[str, Any], *, count_only: bool = False) -> Call:
     )
 
 
-def _stop_reason(out: Outcome) -> str:
+def _stop_reason(out: Reply) -> str:
     if out.refusal is not None:
         return "refusal"
     if out.tool_calls:
@@ -79,7 +79,7 @@ def _input(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def _blocks(out: Outcome) -> list[dict[str, Any]]:
+def _blocks(out: Reply) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     text = out.refusal if out.refusal is not None else out.text
     if text is not None and (text or not out.tool_calls):
@@ -91,7 +91,7 @@ def _blocks(out: Outcome) -> list[dict[str, Any]]:
     return blocks
 
 
-def _usage(out: Outcome, output_tokens: int) -> dict[str, Any]:
+def _usage(out: Reply, output_tokens: int) -> dict[str, Any]:
     return {
         "input_tokens": out.input_tokens,
         "cache_creation_input_tokens": 0,
@@ -101,13 +101,13 @@ def _usage(out: Outcome, output_tokens: int) -> dict[str, Any]:
     }
 
 
-def _stop_details(out: Outcome) -> dict[str, Any] | None:
+def _stop_details(out: Reply) -> dict[str, Any] | None:
     if out.refusal is None:
         return None
     return {"type": "refusal", "category": None, "explanation": out.refusal}
 
 
-def _message(out: Outcome, *, done: bool) -> dict[str, Any]:
+def _message(out: Reply, *, done: bool) -> dict[str, Any]:
     return {
         "id": f"msg_{out.ident[:24]}",
         "type": "message",
@@ -121,11 +121,11 @@ def _message(out: Outcome, *, done: bool) -> dict[str, Any]:
     }
 
 
-def render(call: Call, out: Outcome) -> dict[str, Any]:
+def render(call: Request, out: Reply) -> dict[str, Any]:
     return _message(out, done=True)
 
 
-def events(call: Call, out: Outcome) -> list[Event]:
+def events(call: Request, out: Reply) -> list[Event]:
     result: list[Event] = []
 
     def emit(kind: str, **fields: Any) -> None:

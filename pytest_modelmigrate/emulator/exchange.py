@@ -1,5 +1,5 @@
-"""What every API module shares: the parsed request (:class:`Call`) and the concrete answer
-(:class:`Outcome`) that the engine picks for it."""
+"""What every API module shares: the parsed request (:class:`Request`) and the concrete answer
+(:class:`Reply`) that the engine picks for it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ if TYPE_CHECKING:
     from .script import ErrorSpec
 
 __all__ = [
-    "Call",
     "Event",
-    "Outcome",
-    "OutcomeToolCall",
+    "Reply",
+    "ReplyToolCall",
+    "Request",
     "RequestError",
     "ToolDef",
     "content_text",
@@ -38,7 +38,7 @@ class ToolDef:
 
 
 @dataclass(frozen=True)
-class Call:
+class Request:
     """A request, reduced to what decides the answer.
 
     ``prompt`` is the text the script's rules match: the system text (or instructions) and the
@@ -65,19 +65,19 @@ class Call:
 
 
 @dataclass(frozen=True)
-class OutcomeToolCall:
+class ReplyToolCall:
     id: str  # hex; each API adds its prefix (call_, fc_, toolu_)
     name: str
     arguments: str  # JSON text
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Reply:
     model: str  # the model name echoed back
     ident: str  # hex used for response ids
     text: str | None = None
     refusal: str | None = None
-    tool_calls: tuple[OutcomeToolCall, ...] = ()
+    tool_calls: tuple[ReplyToolCall, ...] = ()
     truncated: bool = False
     input_tokens: int = 0
     output_tokens: int = 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .calls import Call, Outcome, RequestError, optional_int, require_model
 from .embeddings import DEFAULT_DIMENSIONS, embed, encode_base64
+from .exchange import Reply, Request, RequestError, optional_int, require_model
 
 __all__ = ["parse", "render"]
 
@@ -19,7 +19,7 @@ def inputs(body: dict[str, Any]) -> list[str]:
     raise RequestError("'input' must be a string or a non-empty array of strings", param="input")
 
 
-def parse(body: dict[str, Any]) -> Call:
+def parse(body: dict[str, Any]) -> Request:
     model = require_model(body)
     texts = inputs(body)
     optional_int(body, "dimensions")
@@ -29,10 +29,12 @@ def parse(body: dict[str, Any]) -> Call:
             f"Invalid 'encoding_format': {fmt!r} (expected 'float' or 'base64')", param="encoding_format"
         )
     joined = "\n".join(texts)
-    return Call(api="embeddings", model=model, prompt=joined, last_user=joined, input_text=joined, body=body)
+    return Request(
+        api="embeddings", model=model, prompt=joined, last_user=joined, input_text=joined, body=body
+    )
 
 
-def render(call: Call, out: Outcome) -> dict[str, Any]:
+def render(call: Request, out: Reply) -> dict[str, Any]:
     dimensions = optional_int(call.body, "dimensions") or DEFAULT_DIMENSIONS
     as_base64 = call.body.get("encoding_format") == "base64"
     data: list[dict[str, Any]] = []

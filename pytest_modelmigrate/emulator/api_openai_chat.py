@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .calls import Call, Event, Outcome, RequestError, ToolDef, content_text, optional_int, require_model
+from .exchange import Event, Reply, Request, RequestError, ToolDef, content_text, optional_int, require_model
 from .tokens import logprob_entries, split_pieces
 
 __all__ = ["events", "parse", "render"]
@@ -13,7 +13,7 @@ __all__ = ["events", "parse", "render"]
 _SYSTEM_ROLES = ("system", "developer")
 
 
-def parse(body: dict[str, Any]) -> Call:
+def parse(body: dict[str, Any]) -> Request:
     model = require_model(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -49,7 +49,7 @@ def parse(body: dict[str, Any]) -> Call:
         forced = str(choice["function"].get("name", ""))
     options = body.get("stream_options") or {}
     top = body.get("top_logprobs") or 0
-    return Call(
+    return Request(
         api="chat",
         model=model,
         prompt="\n".join(system + user),
@@ -69,13 +69,13 @@ def parse(body: dict[str, Any]) -> Call:
     )
 
 
-def _finish_reason(out: Outcome) -> str:
+def _finish_reason(out: Reply) -> str:
     if out.tool_calls:
         return "tool_calls"
     return "length" if out.truncated else "stop"
 
 
-def _usage(out: Outcome) -> dict[str, Any]:
+def _usage(out: Reply) -> dict[str, Any]:
     return {
         "prompt_tokens": out.input_tokens,
         "completion_tokens": out.output_tokens,
@@ -90,7 +90,7 @@ def _usage(out: Outcome) -> dict[str, Any]:
     }
 
 
-def _envelope(out: Outcome, obj: str) -> dict[str, Any]:
+def _envelope(out: Reply, obj: str) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{out.ident[:29]}",
         "object": obj,
@@ -101,7 +101,7 @@ def _envelope(out: Outcome, obj: str) -> dict[str, Any]:
     }
 
 
-def _logprobs(call: Call, out: Outcome, text: str | None) -> dict[str, Any] | None:
+def _logprobs(call: Request, out: Reply, text: str | None) -> dict[str, Any] | None:
     if not call.logprobs:
         return None
     entries = logprob_entries(split_pieces(text or ""), out.confidence, call.top_logprobs)
@@ -111,7 +111,7 @@ def _logprobs(call: Call, out: Outcome, text: str | None) -> dict[str, Any] | No
     return {"content": entries, "refusal": None}
 
 
-def render(call: Call, out: Outcome) -> dict[str, Any]:
+def render(call: Request, out: Reply) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
         "content": None if out.refusal is not None or (out.tool_calls and out.text is None) else out.text,
@@ -140,7 +140,7 @@ def render(call: Call, out: Outcome) -> dict[str, Any]:
     return body
 
 
-def events(call: Call, out: Outcome) -> list[Event]:
+def events(call: Request, out: Reply) -> list[Event]:
     base = _envelope(out, "chat.completion.chunk")
     usage_key = {"usage": None} if call.include_usage else {}
 
