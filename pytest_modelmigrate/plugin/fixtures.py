@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from ..models import ModelSpec
-from .session import MigrationSession, recording_key, session_key
+from .runner import recording_key
+from .session import MigrationSession, session_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,7 +59,7 @@ def model(request: pytest.FixtureRequest) -> Iterator[str]:
             f"pass --models=a,b on the command line or set modelmigrate_models in the ini file ({why})",
             pytrace=False,
         )
-    yield from session.run_with_cassette(request, spec)
+    yield from session.runner.run_with_cassette(request, spec)
 
 
 @pytest.fixture

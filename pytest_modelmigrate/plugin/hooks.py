@@ -9,7 +9,8 @@ import pytest
 from ..models import MarkerFilter, ModelSpec, ModelSpecError, marker_filter
 from .hookspec import ModelmigrateHookspecs
 from .options import add_options, resolve_settings
-from .session import MigrationSession, model_param, session_key
+from .runner import model_param
+from .session import MigrationSession, session_key
 
 __all__ = [
     "pytest_addhooks",
@@ -45,11 +46,13 @@ def pytest_configure(config: pytest.Config) -> None:
     session = MigrationSession(config, resolve_settings(config))
     config.stash[session_key] = session
     config.pluginmanager.register(session, "modelmigrate-session")
+    config.pluginmanager.register(session.runner, "modelmigrate-runner")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
+        config.pluginmanager.unregister(session.runner)
         config.pluginmanager.unregister(session)
         del config.stash[session_key]
 

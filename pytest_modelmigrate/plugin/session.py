@@ -1,67 +1,30 @@
-"""The session object: runs each (test, model) with its cassette, collects outcomes, ends the run.
+"""The session object: collects each (test, model)'s outcome and ends the run.
 
-Registered in ``pytest_configure`` and kept in ``config.stash``. Each hook body delegates:
-cassettes to :mod:`pytest_modelmigrate.cassettes`, per-(test, model) state to
-:class:`~pytest_modelmigrate.recording.Recording`, outcomes to
-:class:`~pytest_modelmigrate.results.OutcomeLog`, the end of the run to
+Registered in ``pytest_configure`` and kept in ``config.stash``, with its
+:class:`~.runner.Runner`, which runs each (test, model). Each hook body delegates: outcomes
+to :class:`~pytest_modelmigrate.results.OutcomeLog`, the end of the run to
 :func:`~pytest_modelmigrate.analysis.analyse` (which decides once) and the renderers.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..cassettes import CassetteMiss
-from ..models import ModelSpec
-from ..recording import Recording
-from ..results import PROPERTY, OutcomeLog, default_group, split_model_id
-from ..settings import RECORD_MODE_DISABLED, Settings, SettingsError, adaptive_policy, positive_int
+from ..results import PROPERTY, OutcomeLog
+from .runner import Runner
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterator
-
     from ..analysis import Run
     from ..datasets import Example
-    from ..scrub import Scrubber
+    from ..settings import Settings
 
-__all__ = ["MigrationSession", "model_param", "recording_key", "session_key"]
+__all__ = ["MigrationSession", "session_key"]
 
 session_key = pytest.StashKey["MigrationSession"]()
-recording_key = pytest.StashKey[Recording]()
-
-
-def model_param(item: pytest.Item) -> ModelSpec | None:
-    callspec = getattr(item, "callspec", None)
-    value = callspec.params.get("model") if callspec is not None else None
-    return value if isinstance(value, ModelSpec) else None
-
-
-def _without(nodeid: str, param_id: str) -> str:
-    split = split_model_id(nodeid, [param_id])
-    return split[0] if split else nodeid
-
-
-def _record_command(nodeid: str, spec: ModelSpec, mode: str) -> str:
-    return f"pytest {shlex.quote(nodeid)} --models={shlex.quote(str(spec))} --record-mode={mode}"
-
-
-def _relative(path: Path, root: Path | os.PathLike[str]) -> str:
-    try:
-        return Path(path).relative_to(Path(root)).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _short_message(report: pytest.TestReport) -> str:
@@ -72,35 +35,6 @@ def _short_message(report: pytest.TestReport) -> str:
     return text[-1][:500] if text else ""
 
 
-def _prompt_of(item: pytest.Item, test: str) -> tuple[str, dict[str, Any]]:
-    """The prompt group and its description from ``@pytest.mark.prompt`` (the module otherwise)."""
-    mark = item.get_closest_marker("prompt")
-    if mark is None:
-        return default_group(test), {}
-    if not mark.args or not isinstance(mark.args[0], str):
-        pytest.fail(
-            f"{item.nodeid}: @pytest.mark.prompt needs the prompt's name first, "
-            'e.g. @pytest.mark.prompt("ticket-triage", purpose="...")',
-            pytrace=False,
-        )
-    group = mark.args[0]
-    prompt: dict[str, Any] = {"name": group}
-    for key in ("purpose", "sensitivities", "tolerance"):
-        if key in mark.kwargs:
-            value = mark.kwargs[key]
-            prompt[key] = list(value) if key == "sensitivities" else value
-    tolerance = prompt.get("tolerance")
-    if "tolerance" in prompt and not (
-        isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 <= tolerance < 1
-    ):
-        pytest.fail(
-            f"{item.nodeid}: @pytest.mark.prompt(tolerance={tolerance!r}) must be a pass-rate drop "
-            "from 0 to below 1, e.g. tolerance=0.05",
-            pytrace=False,
-        )
-    return group, prompt
-
-
 class MigrationSession:
     """Per-session state and the hooks that need it."""
 
@@ -109,12 +43,8 @@ class MigrationSession:
         self.settings = settings
         self.is_worker = hasattr(config, "workerinput")
         self.log = OutcomeLog([spec.id for spec in settings.registry])
+        self.runner = Runner(config, settings)
         self.datasets: dict[tuple[str, str], list[Example]] = {}
-        self.adaptive = adaptive_policy(settings)
-        self.adaptive_targets: dict[str, int] = {}
-        self.calls_recorded = 0
-        self.cost_recorded = 0.0
-        self.budget_exhausted = False
         self.other_failures = 0
         self.run: dict[str, Any] | None = None  # the analysed run, as every report reads it
         self.written: list[Path] = []
@@ -138,320 +68,9 @@ class MigrationSession:
                 pytest.PytestConfigWarning(unknown_ini_hint(text[len(prefix) :])), stacklevel=2
             )
 
-    @functools.cached_property
-    def scrubber(self) -> Scrubber:
-        from ..scrub import Scrubber
-
-        headers = list(self.settings.secret_headers)
-        return Scrubber.from_settings(
-            extra_request_headers=headers,
-            extra_response_headers=headers,
-            extra_variables=list(self.settings.secret_env),
-        )
-
-    @functools.cached_property
-    def parse_cache(self) -> Path | None:
-        """Where parsed cassettes are kept between runs (None: -p no:cacheprovider, or turned off)."""
-        cache = getattr(self.config, "cache", None)
-        if cache is None or not self.settings.parse_cache:
-            return None
-        try:
-            folder: Path = cache.mkdir("modelmigrate-cassettes")
-        except OSError:
-            return None  # a read-only checkout: parse every time
-        return folder
-
-    def _cassette_path(self, item: pytest.Item, test: str, spec: ModelSpec) -> Path:
-        from ..cassettes import cassette_path
-
-        name = test.split("::", 1)[1] if "::" in test else test
-        return cassette_path(Path(str(item.path)), name, spec.id, folder=self.settings.cassette_dir)
-
-    # -- collection --------------------------------------------------------------------------
     def collected(self, items: list[pytest.Item]) -> None:
         self.log.set_order(item.nodeid for item in items)
-        if self.adaptive is not None:
-            self._plan_adaptive(items)
-
-    def _plan_adaptive(self, items: list[pytest.Item]) -> None:
-        """Decide, from the samples earlier runs recorded, how many rounds each test takes now."""
-        from ..adaptive import plan_samples
-        from ..cassettes import read_sample_outcomes
-
-        settings = self.settings
-        if settings.incumbent is None:
-            return
-        recorded: dict[str, dict[str, list[str]]] = {}
-        groups: dict[str, str] = {}
-        for item in items:
-            spec = model_param(item)
-            if spec is None:
-                continue
-            test = _without(item.nodeid, spec.id)
-            mark = item.get_closest_marker("prompt")
-            groups[test] = str(mark.args[0]) if mark is not None and mark.args else default_group(test)
-            path = self._cassette_path(item, test, spec)
-            recorded.setdefault(test, {})[spec.id] = read_sample_outcomes(path)
-        candidates = [s.id for s in settings.selected if s.id != settings.incumbent.id]
-        plan = plan_samples(
-            recorded,
-            groups,
-            settings.incumbent.id,
-            candidates,
-            self.adaptive,
-            recording=settings.recording,
-            batch=settings.samples_batch,
-        )
-        self.adaptive_targets = dict(plan.targets)
-
-    # -- running one (test, model) -----------------------------------------------------------
-    def _samples_for(self, item: pytest.Item, cassette_test: str) -> int:
-        samples = self.settings.samples
-        if self.adaptive is not None:
-            samples = self.adaptive_targets.get(cassette_test, self.adaptive.min_samples)
-        mark = item.get_closest_marker("samples")
-        if mark is not None:
-            try:
-                samples = positive_int(str(mark.args[0]) if mark.args else "", "@pytest.mark.samples")
-            except SettingsError as exc:
-                pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
-        return samples
-
-    def run_with_cassette(self, request: pytest.FixtureRequest, spec: ModelSpec) -> Iterator[str]:
-        item = request.node
-        # each dataset example keeps its own cassette; only the matrix row drops the example id
-        cassette_test = test = _without(item.nodeid, spec.id)
-        callspec = getattr(item, "callspec", None)
-        example = callspec.params.get("example") if callspec is not None else None
-        if example is not None and item.get_closest_marker("dataset") is not None:
-            test = _without(test, str(example.id))
-        group, prompt = _prompt_of(item, test)
-        cassette = None
-        if self.settings.record_mode != RECORD_MODE_DISABLED:
-            cassette = self._cassette_path(item, cassette_test, spec)
-        recording = Recording(
-            spec=spec,
-            test=test,
-            group=group,
-            cassette=cassette,
-            cassette_rel=_relative(cassette, self.config.rootpath) if cassette is not None else None,
-            incumbent=self.settings.incumbent,
-            prompt=prompt,
-            example=example,
-            had_cassette=cassette is not None and cassette.exists(),
-        )
-        item.stash[recording_key] = recording
-        mark = item.get_closest_marker("dataset")
-        if mark is not None:
-            kept = {k: mark.kwargs[k] for k in ("labels", "min_accuracy") if k in mark.kwargs}
-            recording.dataset_settings = {k: list(v) if k == "labels" else v for k, v in kept.items()}
-        self._publish(item, recording)
-        recording.samples = self._samples_for(item, cassette_test)
-        if cassette is None:
-            yield spec.name
-            return
-        yield from self._with_cassette(request, item, recording, cassette)
-
-    def _user_vcr_config(self, request: pytest.FixtureRequest, item: pytest.Item) -> dict[str, Any]:
-        """pytest-recording's ``vcr_config`` fixture, then ``@pytest.mark.vcr`` kwargs (closest wins)."""
-        config: dict[str, Any] = {}
-        with contextlib.suppress(pytest.FixtureLookupError):
-            config.update(request.getfixturevalue("vcr_config") or {})
-        for mark in reversed(list(item.iter_markers("vcr"))):
-            config.update(mark.kwargs)
-        return config
-
-    def _with_cassette(
-        self, request: pytest.FixtureRequest, item: pytest.Item, recording: Recording, path: Path
-    ) -> Generator[str, None, None]:
-        from ..cassettes import CassetteReadError, open_cassette
-        from ..scrub import SecretInCassetteError
-
-        mode = self.settings.record_mode
-        hint = _record_command(item.nodeid, recording.spec, "rewrite" if recording.had_cassette else "once")
-        hook = getattr(self.config.hook, "pytest_recording_configure", None)
-
-        def configure(vcr: Any) -> None:
-            if hook is not None:
-                hook(config=self.config, vcr=vcr)
-
-        problem = ""
-        try:
-            with open_cassette(
-                path,
-                record_mode=mode,
-                scrubber=self.scrubber,
-                user_config=self._user_vcr_config(request, item),
-                miss_hint=hint,
-                configure=configure,
-                parse_cache=self.parse_cache,
-            ) as cassette:
-                recording.session = cassette
-                yield recording.spec.name
-                if recording.sample_outcomes:
-                    cassette.metadata = {"samples": list(recording.sample_outcomes)}
-                if mode != "none" and not recording.call_done:
-                    # interrupted (Ctrl-C) or a fixture failed before the test ran: keep the old file
-                    cassette.discard = True
-        except (CassetteReadError, SecretInCassetteError) as exc:
-            problem = f"{item.nodeid}: {exc}"
-        if problem:
-            pytest.fail(problem, pytrace=False)
-
-    # -- sampling ------------------------------------------------------------------------------
-    def _budget_spent(self, index: int) -> bool:
-        """Recording with --samples=auto: no new sample once the call or dollar budget is used."""
-        settings = self.settings
-        if self.adaptive is None or not settings.recording or index == 0:
-            return False
-        over_calls = settings.max_calls is not None and self.calls_recorded >= settings.max_calls
-        over_cost = settings.budget_usd is not None and self.cost_recorded >= settings.budget_usd
-        self.budget_exhausted = self.budget_exhausted or over_calls or over_cost
-        return over_calls or over_cost
-
-    def _count_recorded(self, recording: Recording) -> None:
-        from ..metrics import price_for_call
-
-        new = recording.new_recorded_calls()
-        self.calls_recorded += len(new)
-        names = {s.id: s.name for s in self.settings.registry}
-        for call in new if self.settings.prices else ():
-            price = price_for_call(call, recording.spec.id, self.settings.prices, names)
-            usage = call.get("usage") or {}
-            cost = (
-                price.cost(
-                    input_tokens=usage.get("input_tokens"),
-                    output_tokens=usage.get("output_tokens"),
-                    cached_input_tokens=usage.get("cached_input_tokens"),
-                )
-                if price is not None
-                else None
-            )
-            self.cost_recorded += cost or 0.0
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
-        """Run a test ``samples`` times in one item; each sample's calls are episodes of one cassette."""
-        recording = pyfuncitem.stash.get(recording_key, None)
-        if recording is None or (recording.samples <= 1 and self.adaptive is None):
-            return None
-        import inspect
-
-        function = pyfuncitem.obj
-        if inspect.iscoroutinefunction(function):
-            pytest.fail(
-                f"{pyfuncitem.nodeid}: samples > 1 needs a plain (not async) test function; "
-                "call your async code with asyncio.run() inside it",
-                pytrace=False,
-            )
-        names = [n for n in inspect.signature(function).parameters if n in pyfuncitem.funcargs]
-        kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-        problems: list[str] = []
-        recording.sample_starts.clear()
-        for index in range(recording.samples):
-            if self._budget_spent(index):
-                break
-            recording.sample_starts.append(len(recording.collector.results) if recording.collector else 0)
-            problem = self._run_sample(function, kwargs, recording)
-            recording.sample_outcomes.append("failed" if problem else "passed")
-            if problem:
-                problems.append(f"sample {index + 1}: {problem}")
-        if self.adaptive is not None:
-            self._count_recorded(recording)
-        if problems:
-            shown = "\n".join(f"  {p}" for p in problems[:10])
-            more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-            pytest.fail(
-                f"{len(problems)} of {recording.samples} samples failed on "
-                f"{recording.spec.id}:\n{shown}{more}",
-                pytrace=False,
-            )
-        return True
-
-    @staticmethod
-    def _run_sample(function: Callable[..., Any], kwargs: dict[str, Any], recording: Recording) -> str | None:
-        from ..checks.result import ChecksConfigError
-
-        start = recording.sample_starts[-1]
-        try:
-            function(**kwargs)
-        except (pytest.skip.Exception, CassetteMiss, ChecksConfigError):
-            raise
-        except (AssertionError, pytest.fail.Exception) as exc:
-            return _first_line(exc)
-        except Exception as exc:  # noqa: BLE001 - one sample's error fails that sample; it is reported
-            return f"{type(exc).__name__}: {_first_line(exc)}"
-        if recording.collector is not None:
-            failed = [r for r in recording.collector.results[start:] if not r.passed]
-            if failed:
-                return "; ".join(f"{r.name}: {r.message}" for r in failed[:3])
-        return None
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        recording = item.stash.get(recording_key, None)
-        if recording is not None and not recording.sample_starts:
-            recording.sample_starts.append(0)
-        try:
-            result = yield
-        except Exception as exc:
-            from ..checks.result import ChecksConfigError, CheckUnavailable
-
-            if isinstance(exc, CheckUnavailable):
-                pytest.skip(str(exc))
-            if isinstance(exc, ChecksConfigError):
-                pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
-            raise
-        collector = recording.collector if recording is not None and recording.samples <= 1 else None
-        message = collector.summary_message() if collector is not None else ""
-        if message:
-            pytest.fail(message, pytrace=False)
-        return result
-
-    def _publish(self, item: pytest.Item, recording: Recording, *, full: bool = False) -> None:
-        """Put this (test, model)'s record in ``user_properties`` (xdist carries it).
-
-        Every report carries who it is about (so a crashed worker's test is still placed); only
-        the teardown's carries calls, checks and samples, and the plain JUnit XML properties.
-        """
-        plain = recording.properties(full=full)
-        ours = {PROPERTY, "model", "prompt", "checks_failed"}
-        item.user_properties[:] = [(k, v) for k, v in item.user_properties if k not in ours]
-        item.user_properties.extend([*plain, (PROPERTY, recording.record(full=full))])
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, Any, Any]:
-        recording = item.stash.get(recording_key, None)
-        excinfo = call.excinfo
-        missed = excinfo is not None and excinfo.errisinstance(CassetteMiss)
-        if recording is not None:
-            if missed:
-                recording.mark_missing()
-            if call.when == "call":
-                recording.call_done = True
-                session = recording.session
-                if (
-                    session is not None
-                    and session.record_mode in ("all", "rewrite")
-                    and excinfo is not None
-                    and not excinfo.errisinstance(
-                        (AssertionError, pytest.fail.Exception, pytest.skip.Exception)
-                    )
-                ):
-                    session.discard = True
-            if call.when == "teardown":
-                recording.read_calls()  # fixtures may call the model while tearing down
-            self._publish(item, recording, full=call.when == "teardown")
-        report = yield
-        if missed and excinfo is not None:
-            report.longrepr = str(excinfo.value)
-        if recording is not None and call.when == "teardown":
-            # The record is published; pytest keeps every item to the end of the session, so
-            # don't let it keep the interactions (request and response bodies) and parsed calls.
-            del item.stash[recording_key]
-        return report
+        self.runner.plan_adaptive(items)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -517,8 +136,9 @@ class MigrationSession:
             min_drop=settings.min_drop,
         )
         adaptive = None
-        if self.adaptive is not None:
-            adaptive = AdaptiveRun(self.adaptive, self.calls_recorded, self.budget_exhausted)
+        runner = self.runner
+        if runner.adaptive is not None:
+            adaptive = AdaptiveRun(runner.adaptive, runner.calls_recorded, runner.budget_exhausted)
         run = analyse(
             outcomes,
             models=settings.selected or settings.registry,
@@ -540,7 +160,7 @@ class MigrationSession:
         run = self.analyse()
         if run is None:
             return
-        self.run = run.to_dict(self.scrubber)
+        self.run = run.to_dict(self.runner.scrubber)
         judged = session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
         if judged and run.decision is not None:
             status = run.decision.exit_status(
