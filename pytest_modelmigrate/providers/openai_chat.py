@@ -10,22 +10,10 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from pytest_modelmigrate.providers.base import (
-    Call,
-    CassetteFormatError,
-    ProviderError,
-    ToolCall,
-    Usage,
-)
-from pytest_modelmigrate.providers.base import (
-    as_dict as _dict,
-)
-from pytest_modelmigrate.providers.base import (
-    as_int as _int,
-)
-from pytest_modelmigrate.providers.base import (
-    as_list as _list,
-)
+from pytest_modelmigrate.providers import base
+from pytest_modelmigrate.providers.base import Call, CassetteFormatError, ProviderError, ToolCall, Usage
+
+_dict, _list, _int = base.as_dict, base.as_list, base.as_int
 
 
 def parse_arguments(text: str) -> Any:

@@ -16,23 +16,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pytest_modelmigrate.providers.base import (
-    Call,
-    CassetteFormatError,
-    ProviderError,
-    ToolCall,
-    Usage,
-)
-from pytest_modelmigrate.providers.base import (
-    as_dict as _dict,
-)
-from pytest_modelmigrate.providers.base import (
-    as_int as _int,
-)
-from pytest_modelmigrate.providers.base import (
-    as_list as _list,
-)
+from pytest_modelmigrate.providers import base
+from pytest_modelmigrate.providers.base import Call, CassetteFormatError, ProviderError, ToolCall, Usage
 from pytest_modelmigrate.providers.openai_chat import openai_error, parse_arguments
+
+_dict, _list, _int = base.as_dict, base.as_list, base.as_int
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
