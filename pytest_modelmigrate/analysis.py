@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .gate import GatePolicy, Regression, Tally, compare, decide
-from .results import MISSING, Matrix, Outcome, build_matrix
+from .results import ERROR, MISSING, Matrix, Outcome, build_matrix
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -308,7 +308,8 @@ def analyse(
         if incumbent is not None:
             extra[:0] = _dataset_regressions(outcomes, datasets, incumbent, policy)
         comparison = compare(_tallies(matrix), model_ids, policy)
+        errors = sum(o.outcome == ERROR for o in outcomes)
         run.decision = decide(
-            comparison, policy, regressions=extra, sequential=sequential, missing=len(missing)
+            comparison, policy, regressions=extra, sequential=sequential, missing=len(missing), errors=errors
         )
     return run

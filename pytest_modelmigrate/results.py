@@ -7,6 +7,7 @@ Pure module: no pytest import. Workers put one record per (test, model) in
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +34,22 @@ _COUNTS_AS_PASS = {PASSED, XPASSED}
 EVIDENCE = {PASSED, FAILED, XPASSED}
 
 
+def percent(passed: int, total: int) -> str:
+    """``97``: the pass rate in whole percent, never rounded to 100 with a failure in it (``99.8``),
+    nor to 0 with a pass in it (``0.2``)."""
+    rate = 100.0 * passed / total
+    text = f"{rate:.0f}"
+    if text == "100" and passed < total:
+        text = f"{math.floor(rate * 10) / 10:.1f}"
+    elif text == "0" and passed > 0:
+        text = f"{math.ceil(rate * 10) / 10:.1f}"
+    return text
+
+
 def cell_label(passed: int, total: int, outcomes: Iterable[str]) -> str:
     """How every renderer shows a matrix cell: ``7/7 100%``, or why it has no evidence."""
     if total:
-        return f"{passed}/{total} {100.0 * passed / total:3.0f}%"
+        return f"{passed}/{total} {percent(passed, total):>3}%"
     seen = set(outcomes)
     for outcome, label in ((MISSING, "missing"), (XFAILED, "xfail"), (ERROR, "error")):
         if outcome in seen:

@@ -8,6 +8,7 @@ runs. Precedence: the command line over the ini file over the default.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,6 +63,8 @@ def _nonnegative_float(text: str, where: str) -> float:
         value = float(text)
     except ValueError:
         raise SettingsError(f"{where}: {text!r} is not a number, e.g. 2.50") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{where}: {text!r} is not a finite number, e.g. 2.50")
     if value < 0:
         raise SettingsError(f"{where}: must not be negative, got {value:g}")
     return value
@@ -73,6 +76,8 @@ def _fraction(*, lower_open: bool, upper_open: bool) -> Callable[[str, str], flo
             value = float(str(text).strip())
         except ValueError:
             raise SettingsError(f"{where}: {text!r} is not a number between 0 and 1") from None
+        if math.isnan(value):
+            raise SettingsError(f"{where}: {text!r} is not a number between 0 and 1")
         low_ok = value > 0 if lower_open else value >= 0
         high_ok = value < 1 if upper_open else value <= 1
         if not (low_ok and high_ok):
@@ -91,6 +96,15 @@ def _gate_mode(text: str, where: str) -> str:
     if mode not in GATE_MODES:
         raise SettingsError(f"{where}: {mode!r} is not one of {', '.join(GATE_MODES)}")
     return mode
+
+
+def _bool(text: str, where: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{where}: {text!r} is not true or false")
 
 
 def _port(text: str, where: str) -> int:
@@ -138,12 +152,11 @@ class Setting:
     help: str
     flag: str | None = None  # command-line flag, e.g. ``--models``
     ini: str | None = None  # ini key, e.g. ``modelmigrate_models``
-    ini_type: Literal["string", "linelist", "bool"] = "string"  # pytest's addini type
+    ini_type: Literal["string", "linelist"] = "string"  # pytest's addini type
     default: Any = None  # the value (already converted) when neither gives one
     convert: Callable[[Any, str], Any] = _text
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
-    ini_default: Any = None  # what addini reports when unset ("" / [] / a bool)
 
     @property
     def where(self) -> str:
@@ -294,10 +307,8 @@ SETTINGS: tuple[Setting, ...] = (
         "parse_cache",
         "Keep the parsed form of replayed cassettes under pytest's cache dir (default: true)",
         ini="modelmigrate_parse_cache",
-        ini_type="bool",
-        ini_default=True,
         default=True,
-        convert=lambda value, where: bool(value),
+        convert=_bool,
     ),
     _s(
         "secret_env",
@@ -443,8 +454,6 @@ def _raw(setting: Setting, cli: Callable[[str], Any], ini: Callable[[str], Any])
             return value, setting.flag
     if setting.ini is not None:
         value = ini(setting.ini)
-        if setting.ini_type == "bool":
-            return value, f"ini {setting.ini}"
         if value not in (None, "", []) and not (isinstance(value, str) and not value.strip()):
             return value, f"ini {setting.ini}"
     return None

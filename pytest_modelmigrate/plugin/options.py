@@ -29,9 +29,7 @@ def add_options(parser: pytest.Parser) -> None:
                 **kwargs,
             )
         if setting.ini is not None:
-            default = setting.ini_default
-            if default is None:
-                default = [] if setting.ini_type == "linelist" else ""
+            default: Any = [] if setting.ini_type == "linelist" else ""
             parser.addini(setting.ini, type=setting.ini_type, default=default, help=setting.help)
 
 

@@ -59,6 +59,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def _iterable(value: Any) -> list[Any]:
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
 def _prompt_of(item: pytest.Item, test: str) -> tuple[str, dict[str, Any]]:
     """The prompt group and its description from ``@pytest.mark.prompt`` (the module otherwise)."""
     mark = item.get_closest_marker("prompt")
@@ -71,6 +78,20 @@ def _prompt_of(item: pytest.Item, test: str) -> tuple[str, dict[str, Any]]:
             pytrace=False,
         )
     group = mark.args[0]
+    unknown = sorted(set(mark.kwargs) - {"purpose", "sensitivities", "tolerance"})
+    if unknown:
+        pytest.fail(
+            f"{item.nodeid}: @pytest.mark.prompt got unknown argument(s) {unknown}; "
+            "use purpose='...', sensitivities=['...'] or tolerance=0.05",
+            pytrace=False,
+        )
+    sensitivities = mark.kwargs.get("sensitivities", [])
+    if isinstance(sensitivities, str) or not all(isinstance(x, str) for x in _iterable(sensitivities)):
+        pytest.fail(
+            f"{item.nodeid}: @pytest.mark.prompt(sensitivities={sensitivities!r}) must be a list of "
+            "strings, e.g. sensitivities=['label set', 'JSON only']",
+            pytrace=False,
+        )
     prompt: dict[str, Any] = {"name": group}
     for key in ("purpose", "sensitivities", "tolerance"):
         if key in mark.kwargs:

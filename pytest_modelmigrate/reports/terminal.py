@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..results import Cell, Group, Matrix, Row, cell_label, short_test_name
+from ..results import Cell, Group, Matrix, Row, cell_label, percent, short_test_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -218,7 +218,7 @@ def cell_text(cell: Mapping[str, Any] | None, *, interval: bool = False) -> str:
     if not cell or not cell.get("total"):
         return cell_label(0, 0, (cell or {}).get("outcomes") or [])
     passed, total = int(cell["passed"]), int(cell["total"])
-    text = f"{passed}/{total} {fmt_pct(passed / total)}"
+    text = f"{passed}/{total} {percent(passed, total)}%"
     if interval and total > 1:
         text += f" ({wilson_text(passed, total)})"
     return text
