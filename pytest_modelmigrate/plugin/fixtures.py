@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..models import ModelSpec
-from .runner import recording_key
+from .runner import model_param, recording_key
 from .session import MigrationSession, session_key
 
 if TYPE_CHECKING:
@@ -19,7 +18,9 @@ if TYPE_CHECKING:
     from ..checks.judge import Judge
     from ..checks.similarity import Embedder
     from ..datasets import Example
+    from ..models import ModelSpec
     from ..prompting import PromptClient
+    from ..recording import Recording
 
 __all__ = [
     "Prediction",
@@ -41,14 +42,12 @@ def _session(config: pytest.Config) -> MigrationSession:
 
 
 @pytest.fixture
-def model(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The model name to send to the provider; the test's traffic goes to its own cassette.
-
-    Parametrized over the configured models (``--models`` or the ini ``modelmigrate_models``).
-    """
+def modelmigrate_recording(request: pytest.FixtureRequest) -> Iterator[Recording]:
+    """The current (test, model)'s :class:`~pytest_modelmigrate.recording.Recording`, its cassette
+    open while the test runs: the fixture that activates recording or replay for ``model``."""
     session = _session(request.config)
-    spec = getattr(request, "param", None)
-    if not isinstance(spec, ModelSpec):
+    spec = model_param(request.node)
+    if spec is None:
         why = (
             "models are configured, but this test's `model` was not parametrized by pytest-modelmigrate"
             if session.settings.registry
@@ -59,27 +58,36 @@ def model(request: pytest.FixtureRequest) -> Iterator[str]:
             f"pass --models=a,b on the command line or set modelmigrate_models in the ini file ({why})",
             pytrace=False,
         )
-    yield from session.runner.run_with_cassette(request, spec)
+    recording = session.runner.start(request, spec)
+    yield from session.runner.record(request, recording)
 
 
 @pytest.fixture
-def model_spec(request: pytest.FixtureRequest, model: str) -> ModelSpec:
+def model(modelmigrate_recording: Recording) -> str:
+    """The model name to send to the provider; the test's traffic goes to its own cassette.
+
+    Parametrized over the configured models (``--models`` or the ini ``modelmigrate_models``).
+    """
+    return modelmigrate_recording.spec.name
+
+
+@pytest.fixture
+def model_spec(modelmigrate_recording: Recording) -> ModelSpec:
     """The :class:`~pytest_modelmigrate.models.ModelSpec` (``id`` and ``name``) of the current model."""
-    spec: ModelSpec = request.node.stash[recording_key].spec
-    return spec
+    return modelmigrate_recording.spec
 
 
 @pytest.fixture
 def checks(
     request: pytest.FixtureRequest,
-    model: str,
+    modelmigrate_recording: Recording,
     modelmigrate_judge: Judge | None,
     modelmigrate_embedder: Embedder | None,
 ) -> CheckCollector:
     """Soft checks: every check runs and is recorded; the test fails at its end listing each failure."""
     from ..checks.collector import CheckCollector
 
-    recording = request.node.stash[recording_key]
+    recording = modelmigrate_recording
     recording.judge_model = modelmigrate_judge.model if modelmigrate_judge is not None else None
     collector = CheckCollector(
         test_id=request.node.nodeid,

@@ -195,7 +195,8 @@ class Runner:
                 pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
         return samples
 
-    def run_with_cassette(self, request: pytest.FixtureRequest, spec: ModelSpec) -> Iterator[str]:
+    def start(self, request: pytest.FixtureRequest, spec: ModelSpec) -> Recording:
+        """The (test, model)'s recording, in the item's stash and published (a crash still places it)."""
         item = request.node
         # each dataset example keeps its own cassette; only the matrix row drops the example id
         cassette_test = test = _without(item.nodeid, spec.id)
@@ -225,10 +226,14 @@ class Runner:
             recording.dataset_settings = {k: list(v) if k == "labels" else v for k, v in kept.items()}
         self._publish(item, recording)
         recording.samples = self._samples_for(item, cassette_test)
-        if cassette is None:
-            yield spec.name
+        return recording
+
+    def record(self, request: pytest.FixtureRequest, recording: Recording) -> Iterator[Recording]:
+        """The recording with its cassette open (record or replay) while the test runs."""
+        if recording.cassette is None:
+            yield recording
             return
-        yield from self._with_cassette(request, item, recording, cassette)
+        yield from self._with_cassette(request, request.node, recording, recording.cassette)
 
     def _user_vcr_config(self, request: pytest.FixtureRequest, item: pytest.Item) -> dict[str, Any]:
         """pytest-recording's ``vcr_config`` fixture, then ``@pytest.mark.vcr`` kwargs (closest wins)."""
@@ -241,7 +246,7 @@ class Runner:
 
     def _with_cassette(
         self, request: pytest.FixtureRequest, item: pytest.Item, recording: Recording, path: Path
-    ) -> Generator[str, None, None]:
+    ) -> Generator[Recording, None, None]:
         from ..cassettes import CassetteReadError, open_cassette
         from ..scrub import SecretInCassetteError
 
@@ -265,7 +270,7 @@ class Runner:
                 parse_cache=self.parse_cache,
             ) as cassette:
                 recording.session = cassette
-                yield recording.spec.name
+                yield recording
                 if recording.sample_outcomes:
                     cassette.metadata = {"samples": list(recording.sample_outcomes)}
                 if mode != "none" and not recording.call_done:

@@ -49,6 +49,7 @@ class MigrationSession:
         self.run: dict[str, Any] | None = None  # the analysed run, as every report reads it
         self.written: list[Path] = []
         self.baseline: dict[str, Any] | None = None
+        self.ran: set[str] = set()  # every test reported, for the shard label (--migration-shard)
         if settings.baseline_compare is not None and not self.is_worker:
             from ..baseline import BaselineError, load_run
 
@@ -80,6 +81,8 @@ class MigrationSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
+        if self.settings.shard is not None:
+            self.ran.add(report.nodeid)
         message = _short_message(report) if report.failed and report.longrepr is not None else None
         added = self.log.add(
             nodeid=report.nodeid,
@@ -105,6 +108,8 @@ class MigrationSession:
         incumbent = settings.incumbent.id if settings.incumbent else "none"
         samples = "; samples auto" if settings.samples_auto else ""
         samples = samples or (f"; samples {settings.samples}" if settings.samples > 1 else "")
+        if settings.shard is not None:
+            samples += f"; shard {settings.shard[0]}/{settings.shard[1]}"
         return [
             f"modelmigrate: models {models} (incumbent {incumbent}, from {settings.models_source}); "
             f"record mode {settings.record_mode}{samples}; gate {settings.gate_mode}; "
@@ -113,24 +118,20 @@ class MigrationSession:
 
     # -- the end of the session ----------------------------------------------------------------
     def analyse(self) -> Run | None:
-        """The run, analysed and decided once (None when no model test ran)."""
-        from ..analysis import AdaptiveRun, analyse
+        """The run, analysed and decided once (None when no model test ran, unless it is a shard:
+        ``modelmigrate merge`` needs every shard's file)."""
+        from ..analysis import AdaptiveRun, Shard, analyse, group_tolerances
         from ..gate import GatePolicy
 
         outcomes = self.log.outcomes()
-        if not outcomes:
-            return None
         settings = self.settings
-        group_tolerance: dict[str, float] = {}
-        for outcome in outcomes:
-            tolerance = (outcome.extra.get("prompt") or {}).get("tolerance")
-            if isinstance(tolerance, (int, float)):
-                group_tolerance[outcome.group] = float(tolerance)
+        if not outcomes and settings.shard is None:
+            return None
         policy = GatePolicy(
             mode=settings.gate_mode,
             incumbent=settings.incumbent.id if settings.incumbent else None,
             tolerance=settings.tolerance,
-            group_tolerance=group_tolerance,
+            group_tolerance=group_tolerances(outcomes),
             alpha=settings.alpha,
             power=settings.power,
             min_drop=settings.min_drop,
@@ -149,6 +150,7 @@ class MigrationSession:
             prices=settings.prices,
             baseline=self.baseline,
             adaptive=adaptive,
+            shard=Shard(*settings.shard, tuple(sorted(self.ran))) if settings.shard else None,
         )
         self.config.hook.pytest_modelmigrate_run(config=self.config, run=run)
         return run
