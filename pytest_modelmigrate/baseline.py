@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .files import write_atomically
 from .metrics import run_metrics
+from .results import split_model_id
 from .stats import fisher_exact_less
 
 if TYPE_CHECKING:
@@ -224,8 +225,16 @@ def comparison_lines(comparison: Mapping[str, Any], max_items: int = 20) -> list
     return out
 
 
+def _key(outcome: Mapping[str, Any]) -> tuple[str, str]:
+    """(test, model); the test keeps its parameters (a dataset's example id), which the matrix
+    row drops, so every example of a dataset test is compared on its own."""
+    model = str(outcome.get("model"))
+    split = split_model_id(str(outcome.get("nodeid") or ""), [model])
+    return (split[0] if split else str(outcome.get("test"))), model
+
+
 def _index(run: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {(str(o.get("test")), str(o.get("model"))): o for o in run.get("outcomes") or []}
+    return {_key(o): o for o in run.get("outcomes") or []}
 
 
 def _metric_deltas(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

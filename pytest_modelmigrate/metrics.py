@@ -118,7 +118,11 @@ def model_metrics(
     costs: list[float] = []
     calls = unpriced = errors = refusals = 0
     for outcome in outcomes:
-        executions += int(outcome.get("total", 0) or 0)
+        # per test = per sample run: an expected failure's calls ran too, though it is no evidence
+        ran = int(outcome.get("total", 0) or 0)
+        if not ran and outcome.get("calls"):
+            ran = len(outcome.get("samples") or []) or 1
+        executions += ran
         for call in outcome.get("calls") or []:
             calls += 1
             latency = call.get("latency_ms")

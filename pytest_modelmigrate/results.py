@@ -185,7 +185,7 @@ class OutcomeLog:
         if record is not None:
             self._apply_record(current, record)
         said = _phase_outcome(when, outcome, wasxfail)
-        if said in (FAILED, ERROR) and current.extra.get("missing"):
+        if said in (FAILED, ERROR, XFAILED) and current.extra.get("missing"):
             said = MISSING  # the recording, not the model: see Outcome.is_evidence
         if said is not None:
             current.outcome = _merge(current.outcome, said)

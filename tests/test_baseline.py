@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_reports import finish_run, make_run, outcome
@@ -112,3 +112,29 @@ def test_not_a_run_names_the_path(tmp_path: Path, content: str, expected: str) -
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BaselineError, match="no such file"):
         load_run(tmp_path / "nope.json")
+
+
+def test_each_example_of_a_dataset_test_is_compared_on_its_own() -> None:
+    """The matrix row drops the example id; the baseline comparison must not."""
+
+    def run(results: dict[str, bool]) -> dict[str, Any]:
+        return {
+            "created": "x",
+            "outcomes": [
+                {
+                    "nodeid": f"t.py::test_ds[{ex}-m]",
+                    "test": "t.py::test_ds",
+                    "model": "m",
+                    "group": "ds",
+                    "passed": int(ok),
+                    "total": 1,
+                }
+                for ex, ok in results.items()
+            ],
+        }
+
+    old = run({"e1": True, "e2": True, "e3": True})
+    new = run({"e1": True, "e2": False, "e3": True})
+    comparison = compare_runs(old, new)
+    assert comparison.unchanged == 2
+    assert [(c.test, c.model) for c in comparison.regressions] == [("t.py::test_ds[e2]", "m")]

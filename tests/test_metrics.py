@@ -196,3 +196,23 @@ def test_price_file_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_no_prices_ship() -> None:
     assert price_table() == {}
+
+
+def test_per_test_figures_count_the_runs_that_made_the_calls() -> None:
+    """An expected failure is no evidence (total 0), but its calls ran: per test counts it once."""
+    call = {"provider": "openai", "endpoint": "chat.completions", "status": 200, "usage": {"input_tokens": 8}}
+    outcomes = [
+        {"model": "b", "group": "g", "total": 1, "passed": 1, "samples": [], "calls": [call]},
+        {
+            "model": "b",
+            "group": "g",
+            "total": 0,
+            "passed": 0,
+            "outcome": "xfailed",
+            "samples": [],
+            "calls": [call],
+        },
+    ]
+    metrics = compute_metrics(outcomes, ["b"], "b")
+    assert metrics["models"]["b"]["tests"] == 2
+    assert metrics["models"]["b"]["tokens"]["input_per_test"] == 8

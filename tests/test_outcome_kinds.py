@@ -331,3 +331,21 @@ def test_a_prompt_that_no_model_passes_is_never_migrate(
     assert {o["outcome"] for o in run["outcomes"]} <= {"failed", "error"}
     assert run.get("missing", {}).get("recordings", []) == []
     assert_gate_line(result, run)
+
+
+def test_a_missing_recording_under_xfail_is_still_missing(project: pytest.Pytester) -> None:
+    """An expected failure must not hide that nothing was recorded to compare."""
+    project.makepyfile(
+        test_p=ANSWER.replace(
+            '@pytest.mark.prompt("greeting")',
+            '@pytest.mark.prompt("greeting")\n@pytest.mark.models(xfail={"emu-b": "known drift"})',
+        )
+    )
+    project.makeini("[pytest]\nmodelmigrate_models = emu-a,emu-b\n")  # the marker names emu-b
+    project.runpytest("--models=emu-a", "--record-mode=once").assert_outcomes(passed=1)
+    result = project.runpytest(TWO_MODELS, "--block-network", "--migration-json=run.json")
+    run = read_run(project)
+    assert outcome_of(run, "test_p.py::test_greets[emu-b]") == "missing"
+    assert [m["nodeid"] for m in run["missing"]["recordings"]] == ["test_p.py::test_greets[emu-b]"]
+    assert run["gate"]["passed"] is False
+    result.stdout.fnmatch_lines(["  test_p.py::test_greets*1/1 100%*missing"])

@@ -1,4 +1,4 @@
-"""Turns a parsed :class:`~.exchange.Call` into an :class:`~.exchange.Reply` using the script, and
+"""Turns a parsed :class:`~.exchange.Request` into an :class:`~.exchange.Reply` using the script, and
 keeps the per-(model, prompt) request counters that make stochastic draws reproducible."""
 
 from __future__ import annotations

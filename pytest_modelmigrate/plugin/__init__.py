@@ -2,9 +2,9 @@
 
 ``options`` declares the options from :data:`~pytest_modelmigrate.settings.SETTINGS`;
 ``hooks`` holds the module-level hooks (configure, parametrization, deselection);
-``fixtures`` the fixtures; ``session`` the per-session object that runs each (test, model)
-with its cassette and hands the end of the run to the analysis; ``hookspec`` the hooks this
-plugin declares.
+``fixtures`` the fixtures; ``runner`` runs each (test, model) with its cassette and samples;
+``session`` collects the outcomes and hands the end of the run to the analysis; ``hookspec``
+the hooks this plugin declares.
 """
 
 from __future__ import annotations

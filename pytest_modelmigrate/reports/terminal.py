@@ -1,4 +1,4 @@
-"""The terminal section: pure functions that return lines; plugin.py writes them."""
+"""Text building blocks (matrix, metrics, values as every renderer shows them); reports/text.py composes them."""
 
 from __future__ import annotations
 
