@@ -159,3 +159,13 @@ def python_m(module: str, *args: str) -> list[str]:
         f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
     )
     return [sys.executable, "-c", code, *args]
+
+
+@pytest.fixture(params=[(), ("-n", "0"), ("-n", "2")], ids=["no-xdist", "n0", "n2"])
+def plugin_args(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """Run an integration test three ways: without xdist, ``-n 0`` and ``-n 2`` (as syrupy's suite does).
+
+    The record of each (test, model) must reach the controller the same way in all three.
+    """
+    args: tuple[str, ...] = request.param
+    return args

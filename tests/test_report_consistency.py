@@ -683,7 +683,9 @@ def test_greets(model, checks):
 
 
 @pytest.mark.parametrize("gate", ["strict", "no-regression"])
-def test_xfail_on_one_model(pytester: pytest.Pytester, start_emulator: StartEmulator, gate: str) -> None:
+def test_xfail_on_one_model(
+    pytester: pytest.Pytester, start_emulator: StartEmulator, gate: str, plugin_args: tuple[str, ...]
+) -> None:
     """A test known to fail on emu-b, marked xfail for that model only; beside it a test that
     does not run on emu-b at all (``skip=``), so one cell has no outcome."""
     script = {
@@ -717,7 +719,7 @@ def test_legacy_format(model, checks):
     record(pytester, TWO)
     emulator.stop()
 
-    reports = session_reports(pytester, TWO, f"--migration-gate={gate}")
+    reports = session_reports(pytester, TWO, f"--migration-gate={gate}", *plugin_args)
     by_id = {o["nodeid"]: o for o in reports.run["outcomes"]}
     assert by_id["test_summary.py::test_three_bullets[emu-b]"]["outcome"] == "xfailed"
     assert by_id["test_summary.py::test_three_bullets[emu-a]"]["outcome"] == "passed"
@@ -727,7 +729,7 @@ def test_legacy_format(model, checks):
 
 @pytest.mark.parametrize("unrecorded", ["emu-a", "emu-b"])
 def test_missing_recording_for_one_test_and_model(
-    pytester: pytest.Pytester, start_emulator: StartEmulator, unrecorded: str
+    pytester: pytest.Pytester, start_emulator: StartEmulator, unrecorded: str, plugin_args: tuple[str, ...]
 ) -> None:
     """Replay with no cassette for one (test, model): on the incumbent, or on the candidate."""
     script = {"models": {"emu-*": {"rules": [{"match": "order", "reply": "Order 1234 has shipped."}]}}}
@@ -749,10 +751,11 @@ def test_status(model, checks):
     cassette = pytester.path / "cassettes" / "test_orders" / unrecorded / "test_status.yaml"
     cassette.unlink()
 
-    reports = session_reports(pytester, TWO, "--migration-gate=report")
+    reports = session_reports(pytester, TWO, "--migration-gate=report", *plugin_args)
     by_id = {o["nodeid"]: o for o in reports.run["outcomes"]}
     gap = by_id[f"test_orders.py::test_status[{unrecorded}]"]
-    assert gap["outcome"] in ("failed", "missing")
+    assert gap["outcome"] == "missing"
+    assert [m["nodeid"] for m in reports.run["missing"]["recordings"]] == [gap["nodeid"]]
     assert "record" in str(gap["message"])
     assert_consistent(reports)
 
