@@ -40,7 +40,10 @@ h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d0d7de; padd
 .context, .note { color: #57606a; font-size: 12px; }
 table { border-collapse: collapse; margin: 6px 0; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
-.gate, td, th, summary code { overflow-wrap: anywhere; }
+td, th { overflow-wrap: break-word; }
+/* long unbreakable names (test ids, reasons that quote them) wrap instead of widening the page */
+.gate, td.wrap, th.test, summary code { overflow-wrap: anywhere; }
+td.name { white-space: nowrap; }
 thead th { background: #f6f8fa; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .matrix td.cell { text-align: center; white-space: nowrap; font-variant-numeric: tabular-nums;
@@ -146,12 +149,13 @@ def _verdicts(run: Mapping[str, Any]) -> str:
     for group, per in gate["verdicts"].items():
         for cand, v in per.items():
             verdict = str(v.get("verdict", ""))
+            mark = VERDICT_MARK.get(verdict, "")
             rows.append(
                 [
                     f"<td>{esc(group)}</td>",
-                    f"<td>{esc(cand)}</td>",
-                    f'<td class="verdict-{esc(verdict)}">{VERDICT_MARK.get(verdict, "")} {esc(verdict)}</td>',
-                    f"<td>{esc(v.get('reason', ''))}</td>",
+                    f'<td class="name">{esc(cand)}</td>',
+                    f'<td class="name verdict-{esc(verdict)}">{mark} {esc(verdict)}</td>',
+                    f'<td class="wrap">{esc(v.get("reason", ""))}</td>',
                 ]
             )
     return (
