@@ -270,7 +270,7 @@ def migration_report(pytester: pytest.Pytester, source: str, **outcomes: int) ->
 
 
 def banner_words(gate: dict[str, Any]) -> str:
-    return "Migration gate passed" if gate["passed"] else "Migration gate FAILED"
+    return "Migration gate PASSED" if gate["passed"] else "Migration gate FAILED"
 
 
 # -- tests ---------------------------------------------------------------------------------------------

@@ -328,7 +328,7 @@ def test_markdown_gate_line_comes_first_and_tables_follow() -> None:
 def test_markdown_passing_run_and_no_gate() -> None:
     run = make_run(regress=False)
     md = render_markdown(run)
-    assert "✅ **Migration gate passed** (no-regression): no regression against gpt-4o" in md
+    assert "✅ **Migration gate PASSED** (no-regression): no regression against gpt-4o" in md
     assert "<details>" not in md
     del run["gate"]
     assert "⚪ **No migration gate evaluated**" in render_markdown(run)

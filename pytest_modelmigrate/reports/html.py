@@ -112,7 +112,7 @@ def _gate(run: Mapping[str, Any]) -> str:
     if not isinstance(gate, Mapping):
         return '<p class="gate none">No migration gate evaluated for this run.</p>'
     ok = bool(gate.get("passed"))
-    mark, word, cls = ("✓", "passed", "pass") if ok else ("✗", "FAILED", "fail")
+    mark, word, cls = ("✓", "PASSED", "pass") if ok else ("✗", "FAILED", "fail")
     return (
         f'<p class="gate {cls}">{mark} Migration gate {word} ({esc(gate.get("mode", "?"))}): '
         f"{esc(gate.get('reason', ''))}</p>"

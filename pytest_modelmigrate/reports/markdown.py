@@ -1,15 +1,24 @@
-"""The Markdown report: a PR comment or ``$GITHUB_STEP_SUMMARY``. Pure; takes the run dict.
+"""The Markdown report: a sticky PR comment or ``$GITHUB_STEP_SUMMARY``. Pure; takes the run dict.
 
-Order: title, the gate line, verdicts per prompt group and candidate, the pass-rate matrix
-(Wilson intervals with several samples), the checks that failed, metrics and deltas, the
-comparison with a baseline (when the run has one), and the failing tests in ``<details>``.
-Big suites stay compact: rows are capped and the report says how many were left out.
+Order: the decision first (title, the gate line with its reason, the run's context), then the
+verdict per prompt group and candidate with its reason; then the details: the pass-rate matrix
+(Wilson intervals with several samples), the checks that failed, metrics and deltas, dataset
+metrics, the comparison with a baseline, the missing recordings and the failing tests. A detail
+section longer than :data:`FOLD_LINES` lines is folded in ``<details>``, and the failing tests
+always are when listed.
+
+Big suites stay compact: rows are capped and the report says how many were left out. The whole
+report stays under ``max_chars`` (GitHub refuses a comment over 65,536 characters): past it,
+:data:`CUTS` shortens the least important sections first, each saying what it left out and
+where to read it. The decision and the verdicts are never cut; only when they alone are too
+long are the verdict reasons shortened, and the report says so.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..files import write_atomically
@@ -21,10 +30,36 @@ from .terminal import METRIC_HEADER, cell_text, delta_phrases, metrics_rows, sho
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["VERDICT_MARK", "escape", "failing_outcomes", "render_markdown", "write_markdown"]
+__all__ = [
+    "CUTS",
+    "FOLD_LINES",
+    "MAX_CHARS",
+    "VERDICT_MARK",
+    "escape",
+    "failing_outcomes",
+    "render_markdown",
+    "write_markdown",
+]
 
 VERDICT_MARK = {"migrate": "✅", "re-engineer": "❌", "investigate": "🔍"}
 MAX_MESSAGE = 1500
+MAX_CHARS = 65_000
+"""The default bound: a GitHub comment holds 65,536 characters; the rest is room for a link."""
+FOLD_LINES = 12
+"""A detail section with more lines than this is folded in ``<details>``."""
+CUTS: tuple[tuple[str, int], ...] = (
+    ("failures", 1),  # failure messages
+    ("failures", 2),  # the list of failing tests
+    ("matrix", 1),  # per-test rows (the group totals stay)
+    ("checks", 1),
+    ("datasets", 1),
+    ("metrics", 1),
+    ("baseline", 1),  # the list of regressions (the counts stay)
+    ("missing", 1),  # the list of recordings (the command stays)
+    ("matrix", 2),  # the group rows (the total stays)
+    ("missing", 2),  # the command
+)
+"""What a report over ``max_chars`` gives up, in order: (section, shorter version)."""
 _SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 FAILING = ("failed", "error", "xpassed")
 
@@ -65,11 +100,50 @@ def failing_outcomes(run: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return found
 
 
+# -- sections and what they left out -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A detail section: a ``###`` heading and its body, or folded under a ``<summary>``."""
+
+    title: str  # plain text: it also goes into the HTML <summary>
+    body: tuple[str, ...]
+    fold: bool = False
+
+    def lines(self) -> list[str]:
+        if self.fold or sum(1 + line.count("\n") for line in self.body) > FOLD_LINES:
+            # GitHub needs the blank line after <summary> to render the Markdown inside
+            return [f"<details><summary>{self.title}</summary>", "", *self.body, "", "</details>", ""]
+        return [f"### {self.title}", "", *self.body, ""]
+
+
+@dataclass(frozen=True)
+class _Notes:
+    """The sentence each cut adds: what it left out, and where to read it in full."""
+
+    max_chars: int | None
+    details_url: str | None
+
+    def left_out(self, what: str, *, where: str = "html") -> str:
+        name = "the HTML report" if where == "html" else "the JSON run file"
+        if self.details_url:
+            url = self.details_url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+            source = f"[{name}]({url})"
+        else:
+            source = f"{name} artifact"
+        if where != "html":
+            source += " (`modelmigrate show` prints it)"
+        return (
+            f"_Left out to keep this report under {self.max_chars or 0:,} characters: {what}. See {source}._"
+        )
+
+
 def _gate_line(run: Mapping[str, Any]) -> str:
     gate = run.get("gate")
     if not isinstance(gate, Mapping):
         return "⚪ **No migration gate evaluated** for this run."
-    mark, word = ("✅", "passed") if gate.get("passed") else ("❌", "FAILED")
+    mark, word = ("✅", "PASSED") if gate.get("passed") else ("❌", "FAILED")
     mode, reason = escape(gate.get("mode", "?")), escape(gate.get("reason", ""))
     return f"{mark} **Migration gate {word}** ({mode}): {reason}"
 
@@ -100,7 +174,13 @@ def _context(run: Mapping[str, Any]) -> str:
     return "<sub>" + " · ".join(parts) + "</sub>"
 
 
-def _verdicts(run: Mapping[str, Any]) -> list[str]:
+def _reason_cut(reason: str, limit: int | None) -> str:
+    if limit is None or len(reason) <= limit:
+        return reason
+    return reason[:limit].rstrip() + "…" if limit else ""
+
+
+def _verdicts(run: Mapping[str, Any], notes: _Notes, reason_limit: int | None = None) -> list[str]:
     gate = run.get("gate")
     if not isinstance(gate, Mapping) or not gate.get("verdicts"):
         return []
@@ -109,12 +189,18 @@ def _verdicts(run: Mapping[str, Any]) -> list[str]:
             escape(group),
             escape(cand),
             f"{VERDICT_MARK.get(v.get('verdict', ''), '')} {escape(v.get('verdict'))}",
-            escape(v.get("reason", "")),
+            escape(_reason_cut(" ".join(str(v.get("reason", "")).split()), reason_limit)),
         ]
         for group, per in gate["verdicts"].items()
         for cand, v in per.items()
     ]
-    return ["### Verdicts", "", *_table(["prompt group", "candidate", "verdict", "reason"], rows, "llll"), ""]
+    out = ["### Verdicts", "", *_table(["prompt group", "candidate", "verdict", "reason"], rows, "llll")]
+    if reason_limit is not None:
+        what = (
+            f"the verdict reasons past {reason_limit:,} characters" if reason_limit else "the verdict reasons"
+        )
+        out += ["", notes.left_out(what)]
+    return [*out, ""]
 
 
 def _row_interesting(row: Mapping[str, Any]) -> bool:
@@ -122,7 +208,8 @@ def _row_interesting(row: Mapping[str, Any]) -> bool:
     return any(r is not None and r < 1 for r in rates) or len(set(rates)) > 1
 
 
-def _matrix(run: Mapping[str, Any], max_rows: int) -> list[str]:
+def _matrix(run: Mapping[str, Any], max_rows: int, notes: _Notes) -> list[_Section]:
+    """Every interesting test row (up to ``max_rows``); then group totals only; then the total only."""
     matrix = run.get("matrix") or {}
     models: list[str] = list(matrix.get("models") or [])
     if not models:
@@ -131,33 +218,45 @@ def _matrix(run: Mapping[str, Any], max_rows: int) -> list[str]:
     groups = matrix.get("groups") or []
     n_tests = sum(len(g["tests"]) for g in groups)
     only_interesting = n_tests > max_rows
+    header = ["test", *(escape(m) for m in models)]
+    total = ["**total**"] + [
+        f"**{cell_text((matrix.get('totals') or {}).get(m), interval=interval)}**" for m in models
+    ]
+    footer = ["", "_Pass rate over samples, with its 95% Wilson interval._"] if interval else []
+    title = f"Pass rates ({n_tests} test(s), {len(groups)} prompt group(s))"
+
+    def group_row(group: Mapping[str, Any]) -> list[str]:
+        return [f"**{escape(group['name'])}**"] + [
+            f"**{cell_text(group['totals'].get(m), interval=interval)}**" for m in models
+        ]
+
     rows: list[list[str]] = []
     hidden = 0
     for group in groups:
-        rows.append(
-            [f"**{escape(group['name'])}**"]
-            + [f"**{cell_text(group['totals'].get(m), interval=interval)}**" for m in models]
-        )
+        rows.append(group_row(group))
         for row in group["tests"]:
             if (only_interesting and not _row_interesting(row)) or len(rows) >= max_rows + len(groups):
                 hidden += 1
                 continue
             label = "&nbsp;&nbsp;" + escape(short_test_name(row["name"], group["name"]))
             rows.append([label] + [_mark(row["cells"].get(m), interval) for m in models])
-    rows.append(
-        ["**total**"]
-        + [f"**{cell_text((matrix.get('totals') or {}).get(m), interval=interval)}**" for m in models]
-    )
-    out = ["### Pass rates", "", *_table(["test", *(escape(m) for m in models)], rows)]
+    full = _table(header, [*rows, total])
     if hidden:
         why = "tests that pass on every model, and " if only_interesting else ""
-        out.append(
-            f"\n_{hidden} test row(s) not shown ({why}beyond {max_rows} rows); "
-            "the JSON and HTML reports list every test._"
-        )
-    if interval:
-        out.append("\n_Pass rate over samples, with its 95% Wilson interval._")
-    return [*out, ""]
+        full += [
+            "",
+            f"_{hidden} test row(s) not shown ({why}beyond {max_rows} rows); "
+            "the JSON and HTML reports list every test._",
+        ]
+    totals = _table(header, [*(group_row(g) for g in groups), total])
+    totals += ["", notes.left_out(f"the rows of the {n_tests} test(s); the group totals are complete")]
+    only_total = _table(header, [total])
+    only_total += ["", notes.left_out(f"the rows of the {len(groups)} prompt group(s) and {n_tests} test(s)")]
+    return [
+        _Section(title, (*full, *footer)),
+        _Section(title, (*totals, *footer)),
+        _Section(title, (*only_total, *footer)),
+    ]
 
 
 def _mark(cell: Mapping[str, Any] | None, interval: bool) -> str:
@@ -167,7 +266,7 @@ def _mark(cell: Mapping[str, Any] | None, interval: bool) -> str:
     return ("✅ " if cell["passed"] == cell["total"] else "❌ ") + text
 
 
-def _checks(run: Mapping[str, Any], max_rows: int) -> list[str]:
+def _checks(run: Mapping[str, Any], max_rows: int, notes: _Notes) -> list[_Section]:
     breakdown = run_breakdown(run)
     models: list[str] = list(breakdown.get("models") or [])
     failing = {
@@ -179,23 +278,23 @@ def _checks(run: Mapping[str, Any], max_rows: int) -> list[str]:
         return []
     rows = [[escape(name)] + [format_count(per.get(m)) for m in models] for name, per in failing.items()]
     hidden = max(0, len(rows) - max_rows)
-    out = ["### Checks that failed", "", "_Failed samples / samples in which the check ran._", ""]
+    out = ["_Failed samples / samples in which the check ran._", ""]
     out += _table(["check", *(escape(m) for m in models)], rows[:max_rows])
     if hidden:
         out.append(f"\n_{hidden} more failing check(s) not shown._")
-    return [*out, ""]
+    title = "Checks that failed"
+    return [
+        _Section(title, tuple(out)),
+        _Section(title, (notes.left_out(f"the breakdown of {len(rows)} failing check(s)"),)),
+    ]
 
 
-def _metrics(run: Mapping[str, Any]) -> list[str]:
+def _metrics(run: Mapping[str, Any], notes: _Notes) -> list[_Section]:
     metrics = run_metrics(run)
     rows = metrics_rows(metrics)
     if not rows or not any(m.get("calls") for m in (metrics.get("models") or {}).values()):
         return []
-    out = [
-        "### Latency, tokens, cost",
-        "",
-        *_table(list(METRIC_HEADER), [[escape(c) for c in r] for r in rows]),
-    ]
+    out = _table(list(METRIC_HEADER), [[escape(c) for c in r] for r in rows])
     incumbent = metrics.get("incumbent")
     deltas = metrics.get("deltas") or {}
     if deltas:
@@ -210,22 +309,43 @@ def _metrics(run: Mapping[str, Any]) -> list[str]:
         f"_Latency measured at record time; percentiles {escape(metrics.get('percentile', 'nearest-rank'))}; "
         "per test = per sample run; n/a = no price or no tokens recorded._"
     )
-    return [*out, ""]
+    title = "Latency, tokens, cost"
+    return [
+        _Section(title, tuple(out)),
+        _Section(title, (notes.left_out(f"latency, tokens and cost of the {len(rows)} model(s)"),)),
+    ]
 
 
-def _baseline(run: Mapping[str, Any], max_rows: int) -> list[str]:
+def _datasets(run: Mapping[str, Any], notes: _Notes) -> list[_Section]:
+    """The terminal's dataset lines per dataset test, in a code block (labels are model text)."""
+    datasets = run.get("datasets") or {}
+    if not datasets:
+        return []
+    from ..datasets import DatasetMetrics, render_dataset_lines
+
+    out: list[str] = []
+    for test, by_model in datasets.items():
+        metrics = {model: DatasetMetrics.from_dict(m) for model, m in by_model.items()}
+        out += [_fence("\n".join(render_dataset_lines(metrics, title=test))), ""]
+    title = f"Dataset metrics ({len(datasets)} test(s))"
+    return [
+        _Section(title, tuple(out[:-1])),
+        _Section(title, (notes.left_out(f"the metrics of {len(datasets)} dataset test(s)", where="json"),)),
+    ]
+
+
+def _baseline(run: Mapping[str, Any], max_rows: int, notes: _Notes) -> list[_Section]:
     comparison = run.get("baseline")
     if not isinstance(comparison, Mapping):
         return []
     regressions = comparison.get("regressions") or []
     mark = "❌" if regressions else "✅"
-    out = [
-        "### Against the baseline",
-        "",
+    counts = (
         f"{mark} {len(regressions)} regression(s), {len(comparison.get('improved') or [])} improved, "
         f"{len(comparison.get('appeared') or [])} new, {len(comparison.get('disappeared') or [])} gone"
-        + (f" (baseline {escape(comparison['old_created'])})" if comparison.get("old_created") else ""),
-    ]
+        + (f" (baseline {escape(comparison['old_created'])})" if comparison.get("old_created") else "")
+    )
+    out = [counts]
     for change in regressions[:max_rows]:
         out.append(
             f"- {escape(change['test'])} on **{escape(change['model'])}**: "
@@ -233,43 +353,153 @@ def _baseline(run: Mapping[str, Any], max_rows: int) -> list[str]:
         )
     if len(regressions) > max_rows:
         out.append(f"- ... {len(regressions) - max_rows} more")
-    return [*out, ""]
+    title = "Against the baseline"
+    short = [counts]
+    if regressions:
+        short += ["", notes.left_out(f"the list of {len(regressions)} regression(s) against the baseline")]
+    return [_Section(title, tuple(out)), _Section(title, tuple(short))]
 
 
-def _failures(run: Mapping[str, Any], max_failures: int) -> list[str]:
+def _missing(run: Mapping[str, Any], max_rows: int, notes: _Notes) -> list[_Section]:
+    missing = run.get("missing") or {}
+    recordings = missing.get("recordings") or []
+    if not recordings:
+        return []
+    intro = "_Not counted for or against any model._"
+    rows = [
+        [escape(r.get("test", r.get("nodeid", ""))), escape(r.get("model", "")), escape(r.get("reason", ""))]
+        for r in recordings[:max_rows]
+    ]
+    table = _table(["test", "model", "reason"], rows, "lll")
+    if len(recordings) > max_rows:
+        table += ["", f"_{len(recordings) - max_rows} more missing recording(s) not shown._"]
+    command = str(missing.get("command") or "")
+    record = ["", "Record them with:", "", _fence(command)] if command else []
+    title = f"Missing recordings ({len(recordings)})"
+    n = len(recordings)
+    return [
+        _Section(title, (intro, "", *table, *record)),
+        _Section(title, (intro, *record, "", notes.left_out(f"the list of {n} recording(s)", where="json"))),
+        _Section(
+            title,
+            (
+                intro,
+                "",
+                notes.left_out(
+                    f"the list of {n} recording(s) and the command that records them", where="json"
+                ),
+            ),
+        ),
+    ]
+
+
+def _failures(run: Mapping[str, Any], max_failures: int, notes: _Notes) -> list[_Section]:
     failing = failing_outcomes(run)
     if not failing:
         return []
-    out = [f"<details><summary>Failing tests ({len(failing)})</summary>", ""]
-    for o in failing[:max_failures]:
-        out.append(
-            f"**{escape(o.get('test', o.get('nodeid', '')))}** on **{escape(o.get('model', ''))}**: "
-            f"{escape(o.get('outcome', ''))}, {o.get('passed', 0)}/{o.get('total', 0)} sample(s) passed"
-        )
-        failed_checks = sorted({str(c.get("name")) for c in o.get("checks") or [] if not c.get("passed")})
-        if failed_checks:
+
+    def listed(messages: bool) -> list[str]:
+        out: list[str] = []
+        for o in failing[:max_failures]:
+            out.append(
+                f"**{escape(o.get('test', o.get('nodeid', '')))}** on **{escape(o.get('model', ''))}**: "
+                f"{escape(o.get('outcome', ''))}, {o.get('passed', 0)}/{o.get('total', 0)} sample(s) passed"
+            )
+            failed_checks = sorted({str(c.get("name")) for c in o.get("checks") or [] if not c.get("passed")})
+            if failed_checks:
+                out.append("")
+                out.append("failed checks: " + ", ".join(escape(c) for c in failed_checks))
+            message = o.get("message")
+            if message and messages:
+                out += ["", _fence(_clip(str(message)))]
             out.append("")
-            out.append("failed checks: " + ", ".join(escape(c) for c in failed_checks))
-        message = o.get("message")
-        if message:
-            out += ["", _fence(_clip(str(message)))]
-        out.append("")
-    if len(failing) > max_failures:
-        out += [f"_{len(failing) - max_failures} more failing test(s) not shown._", ""]
-    out += ["</details>", ""]
-    return out
+        if len(failing) > max_failures:
+            out += [f"_{len(failing) - max_failures} more failing test(s) not shown._", ""]
+        return out
+
+    title = f"Failing tests ({len(failing)})"
+    return [
+        _Section(title, tuple(listed(True)[:-1]), fold=True),
+        _Section(title, (*listed(False), notes.left_out("the failure messages")), fold=True),
+        _Section(title, (notes.left_out(f"the list of the {len(failing)} failing test(s)"),)),
+    ]
 
 
-def render_markdown(run: Mapping[str, Any], *, max_rows: int = 60, max_failures: int = 20) -> str:
-    """The whole report; ``max_rows`` caps the matrix and table rows, ``max_failures`` the details."""
-    lines = [_title(run), "", _gate_line(run), "", _context(run), ""]
-    lines += _verdicts(run)
-    lines += _matrix(run, max_rows)
-    lines += _checks(run, max_rows)
-    lines += _metrics(run)
-    lines += _baseline(run, max_rows)
-    lines += _failures(run, max_failures)
-    return "\n".join(lines).rstrip() + "\n"
+# -- the report ------------------------------------------------------------------------------------
+
+
+def render_markdown(
+    run: Mapping[str, Any],
+    *,
+    max_rows: int = 60,
+    max_failures: int = 20,
+    max_chars: int | None = MAX_CHARS,
+    details_url: str | None = None,
+) -> str:
+    """The whole report; ``max_rows`` caps the matrix and table rows, ``max_failures`` the details.
+
+    ``max_chars`` bounds its length (None: no bound) by applying :data:`CUTS` in order until it
+    fits, then shortening the verdict reasons; ``details_url`` (e.g. the CI run's artifacts page)
+    is where the notes of what was left out point, instead of "the HTML report artifact".
+    """
+    notes = _Notes(max_chars, details_url)
+    head = [_title(run), "", _gate_line(run), "", _context(run), ""]
+    builders: dict[str, Callable[[], list[_Section]]] = {
+        "matrix": lambda: _matrix(run, max_rows, notes),
+        "checks": lambda: _checks(run, max_rows, notes),
+        "metrics": lambda: _metrics(run, notes),
+        "datasets": lambda: _datasets(run, notes),
+        "baseline": lambda: _baseline(run, max_rows, notes),
+        "missing": lambda: _missing(run, max_rows, notes),
+        "failures": lambda: _failures(run, max_failures, notes),
+    }
+    versions = {key: [s.lines() for s in build()] for key, build in builders.items()}
+    level = dict.fromkeys(versions, 0)
+
+    def assemble(verdicts: list[str]) -> str:
+        lines = [*head, *verdicts]
+        for key, texts in versions.items():
+            if texts:
+                lines += texts[level[key]]
+        return "\n".join(lines).rstrip() + "\n"
+
+    verdicts = _verdicts(run, notes)
+    text = assemble(verdicts)
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    for key, step in CUTS:
+        if step >= len(versions[key]):
+            continue
+        kept, level[key] = level[key], step
+        shorter = assemble(verdicts)
+        if len(shorter) >= len(text):  # a note longer than the short list it would replace
+            level[key] = kept
+            continue
+        text = shorter
+        if len(text) <= max_chars:
+            return text
+    return _cut_reasons(run, notes, assemble, max_chars)
+
+
+def _cut_reasons(
+    run: Mapping[str, Any], notes: _Notes, assemble: Callable[[list[str]], str], max_chars: int
+) -> str:
+    """The longest verdict reasons that fit (binary search); with none, it may still not fit."""
+    gate = run.get("gate")
+    verdicts = gate.get("verdicts") if isinstance(gate, Mapping) else None
+    longest = max(
+        (len(str(v.get("reason", ""))) for per in (verdicts or {}).values() for v in per.values()), default=0
+    )
+    best = assemble(_verdicts(run, notes, reason_limit=0)) if verdicts else assemble([])
+    low, high = 1, longest - 1
+    while verdicts and low <= high:
+        mid = (low + high) // 2
+        text = assemble(_verdicts(run, notes, reason_limit=mid))
+        if len(text) <= max_chars:
+            best, low = text, mid + 1
+        else:
+            high = mid - 1
+    return best
 
 
 def write_markdown(path: Path, run: Mapping[str, Any]) -> None:

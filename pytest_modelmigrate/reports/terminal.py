@@ -1,4 +1,4 @@
-"""Text building blocks (matrix, metrics, values as every renderer shows them); reports/text.py composes them."""
+"""Text building blocks: the matrix, the metrics, values as every renderer shows them."""
 
 from __future__ import annotations
 
