@@ -28,7 +28,17 @@ if TYPE_CHECKING:
     from .scrub import Scrubber
     from .sequential import AdaptivePolicy
 
-__all__ = ["SCHEMA_VERSION", "AdaptiveRun", "MissingRecording", "Run", "analyse", "record_command"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "AdaptiveRun",
+    "MissingRecording",
+    "Run",
+    "Shard",
+    "analyse",
+    "group_tolerances",
+    "outcome_from_dict",
+    "record_command",
+]
 
 SCHEMA_VERSION = 1
 
@@ -77,6 +87,64 @@ class AdaptiveRun:
     budget_spent: bool = False
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Which part of a split suite a run is: shard ``index`` of ``count``, and the tests it ran.
+
+    A label only: the run's numbers and decision cover its own tests, and ``modelmigrate merge``
+    analyses the shards' outcomes again as one run. ``nodeids``: every test the shard reported
+    (model tests or not), sorted.
+    """
+
+    index: int
+    count: int
+    nodeids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: K must run from 1 to N")
+
+    @property
+    def label(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "count": self.count, "nodeids": list(self.nodeids)}
+
+
+# Keys of Outcome.to_dict() that are Outcome fields or derived from them; every other key is extra.
+_OUTCOME_KEYS = frozenset(
+    {
+        *("nodeid", "test", "model", "group", "outcome", "passed", "total"),
+        *("samples", "checks", "calls", "duration", "cassette", "message"),
+    }
+)
+
+
+def outcome_from_dict(data: Mapping[str, Any]) -> Outcome:
+    """The :class:`Outcome` a run file's outcome record was written from (``Outcome.to_dict``).
+
+    ``passed`` and ``total`` are derived from the outcome and its samples, so they are not read;
+    every key that is not a field (``prompt``, ``dataset``, ``dataset_settings``, ``missing``...)
+    goes back into ``extra``. Raises ``KeyError``/``TypeError``/``ValueError`` on a record that
+    is not one.
+    """
+    return Outcome(
+        nodeid=str(data["nodeid"]),
+        test=str(data["test"]),
+        model=str(data["model"]),
+        group=str(data["group"]),
+        outcome=str(data.get("outcome") or ""),
+        samples=[str(s) for s in data.get("samples") or []],
+        checks=[dict(c) for c in data.get("checks") or []],
+        calls=[dict(c) for c in data.get("calls") or []],
+        duration=float(data.get("duration") or 0.0),
+        cassette=None if data.get("cassette") is None else str(data["cassette"]),
+        message=None if data.get("message") is None else str(data["message"]),
+        extra={k: v for k, v in data.items() if k not in _OUTCOME_KEYS},
+    )
+
+
 @dataclass
 class Run:
     """One session's results and the decision on them."""
@@ -96,6 +164,7 @@ class Run:
     missing_command: str
     baseline: BaselineComparison | None = None
     adaptive: dict[str, Any] | None = None
+    shard: Shard | None = None  # set when the run is one shard of a split suite
     extra: dict[str, Any] = field(default_factory=dict)  # what pytest_modelmigrate_run adds
 
     def to_dict(self, scrubber: Scrubber | None = None) -> dict[str, Any]:
@@ -137,6 +206,8 @@ class Run:
             data["baseline"] = self.baseline.to_dict()
         if self.adaptive is not None:
             data["adaptive"] = self.adaptive
+        if self.shard is not None:
+            data["shard"] = self.shard.to_dict()
         for key, value in self.extra.items():
             data.setdefault(key, value)
         scrubber = scrubber if scrubber is not None else Scrubber.from_settings()
@@ -176,6 +247,16 @@ def _dataset_metrics(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Dataset
 def _prompt_tolerance(outcome: Outcome) -> float | None:
     tolerance = (outcome.extra.get("prompt") or {}).get("tolerance")
     return float(tolerance) if isinstance(tolerance, (int, float)) else None
+
+
+def group_tolerances(outcomes: Sequence[Outcome]) -> dict[str, float]:
+    """Group -> ``@pytest.mark.prompt(tolerance=...)``, the gate policy's ``group_tolerance``."""
+    found: dict[str, float] = {}
+    for outcome in outcomes:
+        tolerance = _prompt_tolerance(outcome)
+        if tolerance is not None:
+            found[outcome.group] = tolerance
+    return found
 
 
 def _dataset_regressions(
@@ -250,8 +331,12 @@ def analyse(
     baseline: Mapping[str, Any] | None = None,
     adaptive: AdaptiveRun | None = None,
     created: str | None = None,
+    shard: Shard | None = None,
 ) -> Run:
-    """Build the run once. ``policy`` None: no gate (a run with no model test has nothing to decide)."""
+    """Build the run once. ``policy`` None: no gate (a run with no model test has nothing to decide).
+
+    ``shard`` labels the run as one part of a split suite; it changes nothing else.
+    """
     from .metrics import compute_metrics
     from .reports.breakdown import check_breakdown
 
@@ -276,6 +361,7 @@ def analyse(
         datasets=datasets,
         missing=missing,
         missing_command=record_command(missing, models),
+        shard=shard,
     )
     groups = {o.test: o.group for o in outcomes}
     extra: list[Regression] = []

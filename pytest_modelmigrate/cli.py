@@ -19,6 +19,7 @@ _SUBCOMMAND_MODULES = (
     "pytest_modelmigrate.emulator.command",
     "pytest_modelmigrate.adopt",
     "pytest_modelmigrate.reports.show",
+    "pytest_modelmigrate.merge",
 )
 
 

@@ -91,6 +91,19 @@ def _samples(text: str, where: str) -> int | str:
     return "auto" if str(text).strip() == "auto" else positive_int(text, where)
 
 
+def _shard(text: str, where: str) -> tuple[int, int]:
+    value = str(text).strip()
+    index, sep, count = (part.strip() for part in value.partition("/"))
+    if not (sep and index.isdecimal() and count.isdecimal()):
+        raise SettingsError(f"{where}: {value!r} is not K/N; use e.g. 2/3 for the second of three shards")
+    k, n = int(index), int(count)
+    if n < 1:
+        raise SettingsError(f"{where}: {value!r} names no shard; N, the number of shards, is at least 1")
+    if not 1 <= k <= n:
+        raise SettingsError(f"{where}: {value!r} names no shard; the shards of {n} are 1/{n} to {n}/{n}")
+    return k, n
+
+
 def _gate_mode(text: str, where: str) -> str:
     mode = str(text).strip()
     if mode not in GATE_MODES:
@@ -298,6 +311,14 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="PATH",
     ),
     _s(
+        "shard",
+        "Label this run as shard K of N of a suite split across jobs (e.g. 2/3), for modelmigrate merge; "
+        "it selects no tests (split with pytest-split, -k or node ids)",
+        flag="--migration-shard",
+        metavar="K/N",
+        convert=_shard,
+    ),
+    _s(
         "cassette_dir",
         "Folder for per-model cassettes, relative to each test module's folder (default: cassettes)",
         ini="modelmigrate_cassette_dir",
@@ -420,6 +441,7 @@ class Settings:
     html_path: Path | None = None
     baseline_save: Path | None = None
     baseline_compare: Path | None = None
+    shard: tuple[int, int] | None = None  # (K, N) from --migration-shard: a label, selects nothing
     cassette_dir: str = "cassettes"
     parse_cache: bool = True
     secret_env: tuple[str, ...] = ()
@@ -546,6 +568,7 @@ def resolve(
         alpha=values["alpha"],
         power=values["power"],
         min_drop=values["min_drop"],
+        shard=values["shard"],
         cassette_dir=str(values["cassette_dir"]).strip() or "cassettes",
         parse_cache=values["parse_cache"],
         secret_env=values["secret_env"],
