@@ -75,7 +75,32 @@ def check_run(data: Any, where: str) -> dict[str, Any]:
     for key in ("outcomes", "models"):
         if not isinstance(data.get(key), list):
             raise BaselineError(f"{where}: not a pytest-modelmigrate run ({key!r} missing or not a list)")
+    for index, outcome in enumerate(data["outcomes"]):
+        problem = _outcome_problem(outcome)
+        if problem:
+            raise BaselineError(
+                f"{where}: outcomes[{index}] {problem}; the file is not a run this version wrote "
+                "(re-create it with --migration-json or --migration-baseline-save)"
+            )
     return data
+
+
+def _outcome_problem(outcome: Any) -> str:
+    """What is wrong with one outcome record for the comparison ("" when nothing)."""
+    if not isinstance(outcome, dict):
+        return "is not an object"
+    for key in ("test", "model"):
+        if not isinstance(outcome.get(key), str):
+            return f"has no {key!r} string"
+    for key in ("group", "nodeid"):
+        if key in outcome and not isinstance(outcome[key], str):
+            return f"has a {key!r} that is not a string"
+    counts = [outcome.get(key, 0) for key in ("passed", "total")]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return "has 'passed'/'total' that are not whole numbers >= 0"
+    if counts[0] > counts[1]:
+        return f"passed {counts[0]} of {counts[1]}"
+    return ""
 
 
 def strip_run(run: Mapping[str, Any]) -> dict[str, Any]:

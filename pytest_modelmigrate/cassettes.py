@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .files import write_atomically
-from .scrub import Scrubber, assert_no_live_keys
+from .scrub import Scrubber, assert_no_live_keys, find_live_keys, refuse_split_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -154,7 +154,7 @@ class AtomicPersister:
         if not data.strip():
             raise CassetteNotFoundError()
         if cls.parse_cache is not None and not getattr(serializer, "__name__", "").endswith("jsonserializer"):
-            serializer = ParseCache(cls.parse_cache, path, serializer)
+            serializer = ParseCache(cls.parse_cache, path, serializer, cls.scrubber or Scrubber())
         try:
             requests, responses, *metadata = deserialize(data, serializer)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
@@ -171,11 +171,45 @@ class AtomicPersister:
         from vcr.serialize import serialize
 
         path = Path(cassette_path)
-        data = serialize(cassette_dict, serializer)
-        if cls.scrubber is not None:
-            data = cls.scrubber.scrub_text(data)
+        scrubber = cls.scrubber or Scrubber()
+        cassette_dict = _redact_streams(cassette_dict, scrubber, path)
+        # known values only: a string that merely looks like a key makes the scan refuse
+        data = scrubber.redact_known(serialize(cassette_dict, serializer))
         assert_no_live_keys(data, path=str(path))
         write_atomically(path, data)
+
+
+def _stream_text(response: Any) -> str | None:
+    """The body of a recorded event-stream response, as text (None for anything else)."""
+    if not isinstance(response, dict) or not isinstance(response.get("headers"), dict):
+        return None
+    body = response.get("body")
+    string = body.get("string") if isinstance(body, dict) else None
+    if not isinstance(string, (str, bytes)) or not _is_event_stream(response):
+        return None
+    try:
+        return string.decode("utf-8") if isinstance(string, bytes) else string
+    except UnicodeDecodeError:
+        return None
+
+
+def _redact_streams(cassette_dict: Any, scrubber: Scrubber, path: Path) -> Any:
+    """The cassette with known secrets removed from what its event streams spell out across
+    chunks; refuses (``SecretInCassetteError``) a stream whose chunks spell a key-like string."""
+    responses = list(cassette_dict["responses"])
+    changed = False
+    for index, response in enumerate(responses):
+        text = _stream_text(response)
+        if text is None:
+            continue
+        redacted, found = scrubber.redact_stream(text)
+        refuse_split_keys(found, path=str(path), interaction=index)
+        if redacted is not text:
+            body = response["body"]
+            string = redacted.encode() if isinstance(body["string"], bytes) else redacted
+            responses[index] = {**response, "body": {**body, "string": string}}
+            changed = True
+    return {**cassette_dict, "responses": responses} if changed else cassette_dict
 
 
 class ParseCache:
@@ -186,14 +220,19 @@ class ParseCache:
     form is kept under the cache dir (``.pytest_cache/d/modelmigrate-cassettes/``), one file per
     cassette path, and used only while the cassette's text is byte for byte what was parsed
     (its SHA-256 is in the entry). Anything it cannot hold as JSON is simply not cached.
+
+    Nor is a cassette that would fail the scan before a write (a string shaped like a live key,
+    a known secret, a key spelled out across the chunks of a stream: a file edited by hand or
+    written by an older version): the cache never holds what a cassette could not.
     """
 
     FORMAT = 1
     _BYTES = "\x00bytes"
     _TUPLE = "\x00tuple"
 
-    def __init__(self, folder: Path, cassette: Path, inner: Any) -> None:
+    def __init__(self, folder: Path, cassette: Path, inner: Any, scrubber: Scrubber | None = None) -> None:
         self.inner = inner
+        self.scrubber = scrubber or Scrubber()
         name = hashlib.sha256(os.fsencode(os.path.abspath(cassette))).hexdigest()[:32]
         self.entry = folder / f"{name}.json"
         self.kind = getattr(inner, "__name__", type(inner).__qualname__)
@@ -225,6 +264,10 @@ class ParseCache:
             text = json.dumps({"digest": digest, "data": self._encode(data)}, separators=(",", ":"))
         except (TypeError, ValueError, RecursionError):
             return  # custom objects (a serializer with custom tags): parse every time
+        if not self._passes_scan(text, data):
+            with contextlib.suppress(OSError):
+                self.entry.unlink(missing_ok=True)  # nor keep what an earlier text of it held
+            return
         tmp = self.entry.with_name(f".{self.entry.name}.{os.getpid()}.tmp")
         try:
             tmp.write_text(text, encoding="utf-8")
@@ -232,6 +275,20 @@ class ParseCache:
         except OSError:  # a read-only, full or missing cache only costs speed
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+
+    def _passes_scan(self, text: str, data: Any) -> bool:
+        """Whether the cache entry ``text`` passes the scan a cassette passes before it is written."""
+        if find_live_keys(text) or self.scrubber.redact_known(text) is not text:
+            return False
+        interactions = data.get("interactions") if isinstance(data, dict) else None
+        for interaction in interactions if isinstance(interactions, list) else ():
+            response = interaction.get("response") if isinstance(interaction, dict) else None
+            stream = _stream_text(response)
+            if stream is not None:
+                redacted, found = self.scrubber.redact_stream(stream)
+                if found or redacted is not stream:
+                    return False
+        return True
 
     @classmethod
     def _encode(cls, value: Any) -> Any:
@@ -359,7 +416,7 @@ class CassetteSession:
     discard: bool = False  # set when a recording must not be written (interrupted, errored)
 
 
-def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
+def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scrubber) -> type:
     from vcr.cassette import Cassette
 
     class RecordingCassette(Cassette):  # type: ignore[misc]
@@ -451,8 +508,11 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
                 session.recorded += 1
 
         def _miss_message(self, request: Any) -> str:
+            """Why nothing matched, scrubbed: it is shown in the terminal, JUnit XML and reports."""
+            filtered = self._before_record_request(request)
+            uri = filtered.uri if filtered is not None else scrubber.scrub_uri(request.uri)
             lines = [
-                f"No recorded response for {request.method} {request.uri}",
+                f"No recorded response for {request.method} {uri}",
                 f"  cassette: {session.path}" + ("" if session.path.exists() else " (missing)"),
                 f"  record mode: {session.record_mode} (replay only: nothing was sent to the network)",
             ]
@@ -460,7 +520,6 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
                 best = self.find_requests_with_most_matches(request)
                 if best:
                     stored, _, failures = best[0]
-                    filtered = self._before_record_request(request)
                     explained = [
                         (name, _body_difference(_canonical_body(filtered), _canonical_body(stored)))
                         if name == "body"
@@ -473,7 +532,7 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str) -> type:
                 else:
                     lines.append(f"  the cassette holds {len(self.data)} other request(s), none alike")
             lines.append(f"  to record it: {miss_hint}")
-            return "\n".join(lines)
+            return scrubber.scrub_text("\n".join(lines))
 
     return RecordingCassette
 
@@ -529,7 +588,7 @@ def open_cassette(
     if absent:
         options["skip_patchers"] = tuple(dict.fromkeys([*options.get("skip_patchers", ()), *absent]))
     config = vcr.get_merged_config(path=os.fspath(path), **options)
-    cassette_class = _make_cassette_class(session, miss_hint)
+    cassette_class = _make_cassette_class(session, miss_hint, scrubber)
     from vcr.cassette import CassetteContextDecorator
 
     context = CassetteContextDecorator.from_args(cassette_class, **config)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from syrupy.extensions.json import JSONSnapshotExtension
 
 if TYPE_CHECKING:
     from syrupy.location import PyTestLocation
+
+    from .scrub import Scrubber
 
 __all__ = ["MODEL_PARAM", "ModelSnapshotExtension", "model_id_of", "safe_dirname"]
 
@@ -57,13 +59,27 @@ def model_id_of(item: Any) -> str | None:
 class ModelSnapshotExtension(JSONSnapshotExtension):
     """JSON snapshots under ``__snapshots__/<model>/<test module>/<test name>.json``."""
 
+    # The scrubber serialize uses; None: one that knows the key variables of the environment.
+    # The plugin's ``snapshot_model`` binds the session's (see with_scrubber).
+    scrubber: ClassVar[Scrubber | None] = None
+
+    @classmethod
+    def with_scrubber(cls, scrubber: Scrubber) -> type[ModelSnapshotExtension]:
+        """This extension, scrubbing with ``scrubber`` (the session's, which also knows the
+        variables named in ``modelmigrate_secret_env``). syrupy instantiates extensions itself,
+        so the scrubber travels as a class attribute of a subclass; make one per session."""
+        namespace = {"scrubber": scrubber, "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        return type(cls.__name__, (cls,), namespace)
+
     def serialize(self, data: Any, **kwargs: Any) -> Any:
         """syrupy's JSON, with secrets removed: the app saw the live reply (which may echo a key),
-        while the cassette, and so every replay, holds ``<redacted>``."""
+        while the cassette, and so every replay, holds ``<redacted>``. Strings shaped like a live
+        key are masked too, so a snapshot compares equal whether or not the key is known."""
         from .scrub import Scrubber
 
+        scrubber = self.scrubber if self.scrubber is not None else Scrubber.from_settings()
         text = super().serialize(data, **kwargs)
-        return Scrubber.from_settings().scrub_text(text) if isinstance(text, str) else text
+        return scrubber.scrub_text(text) if isinstance(text, str) else text
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:

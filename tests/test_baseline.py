@@ -138,3 +138,30 @@ def test_each_example_of_a_dataset_test_is_compared_on_its_own() -> None:
     comparison = compare_runs(old, new)
     assert comparison.unchanged == 2
     assert [(c.test, c.model) for c in comparison.regressions] == [("t.py::test_ds[e2]", "m")]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "problem"),
+    [
+        ("nope", "outcomes[0] is not an object"),
+        ({"model": "m"}, "outcomes[0] has no 'test' string"),
+        (
+            {"test": "t", "model": "m", "passed": "1", "total": 1},
+            "outcomes[0] has 'passed'/'total' that are not",
+        ),
+        ({"test": "t", "model": "m", "passed": 2, "total": 1}, "outcomes[0] passed 2 of 1"),
+        ({"test": "t", "model": "m", "group": 3}, "outcomes[0] has a 'group' that is not a string"),
+    ],
+)
+def test_a_malformed_baseline_is_refused_by_name_before_any_test_runs(
+    pytester: pytest.Pytester, outcome: object, problem: str
+) -> None:
+    bad = {"schema_version": 1, "models": [], "outcomes": [outcome]}
+    (pytester.path / "base.json").write_text(json.dumps(bad))
+    pytester.makepyfile("def test_it(model): raise AssertionError('must not run')")
+    result = pytester.runpytest("--models=m", "--migration-baseline-compare=base.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    pattern = problem.replace("[", "?").replace("]", "?")  # fnmatch reads [0] as a character class
+    result.stderr.fnmatch_lines([f"*--migration-baseline-compare: *base.json: {pattern}*"])
+    with pytest.raises(BaselineError, match="base.json: " + problem.replace("[", r"\[").replace("]", r"\]")):
+        load_run(pytester.path / "base.json")

@@ -577,7 +577,7 @@ REFUSALS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "bad outcome",
         lambda d: d["outcomes"][0].pop("test"),
-        "{2}: field 'outcomes[0]' is not an outcome record",
+        "{2}: outcomes[0] has no 'test' string",
     ),
 ]
 

@@ -113,3 +113,18 @@ def test_a_bad_prompt_marker_fails_its_test_by_name_and_the_run_still_reports(
     result.assert_outcomes(passed=2, errors=2)
     result.stdout.fnmatch_lines([message, "*migration gate (strict): FAILED*"])
     assert (pytester.path / "run.json").is_file()
+
+
+def test_two_tests_sharing_one_cassette_are_refused_at_collection(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmodelmigrate_models = a\nmodelmigrate_cassette_dir = ../recordings\n")
+    for folder in ("unit", "e2e"):
+        (pytester.path / "tests" / folder).mkdir(parents=True)
+        (pytester.path / "tests" / folder / "test_chat.py").write_text("def test_hello(model): pass\n")
+    result = pytester.runpytest("tests", "--import-mode=importlib")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: tests/*/test_chat.py::test_hello?a? and tests/*/test_chat.py::test_hello?a? would share*"]
+    )
+    # the default folder (inside each test directory) keeps them apart
+    pytester.makeini("[pytest]\nmodelmigrate_models = a\n")
+    pytester.runpytest("tests", "--import-mode=importlib").assert_outcomes(passed=2)

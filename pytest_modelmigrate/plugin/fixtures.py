@@ -221,11 +221,12 @@ class Prediction:
 
 
 @pytest.fixture
-def snapshot_model(snapshot: Any) -> Any:
-    """syrupy's ``snapshot`` with one snapshot set per model: ``__snapshots__/<model>/<module>/...``."""
-    from ..snapshots import ModelSnapshotExtension
+def snapshot_model(snapshot: Any, request: pytest.FixtureRequest) -> Any:
+    """syrupy's ``snapshot`` with one snapshot set per model: ``__snapshots__/<model>/<module>/...``.
 
-    return snapshot.use_extension(ModelSnapshotExtension)
+    Snapshots are scrubbed with the session's scrubber, so ``modelmigrate_secret_env`` applies.
+    """
+    return snapshot.use_extension(_session(request.config).runner.snapshot_extension)
 
 
 @pytest.fixture(scope="session")

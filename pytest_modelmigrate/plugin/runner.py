@@ -133,6 +133,13 @@ class Runner:
         )
 
     @functools.cached_property
+    def snapshot_extension(self) -> type[Any]:
+        """``snapshot_model``'s syrupy extension, scrubbing with this session's scrubber."""
+        from ..snapshots import ModelSnapshotExtension
+
+        return ModelSnapshotExtension.with_scrubber(self.scrubber)
+
+    @functools.cached_property
     def parse_cache(self) -> Path | None:
         """Where parsed cassettes are kept between runs (None: -p no:cacheprovider, or turned off)."""
         cache = getattr(self.config, "cache", None)
@@ -149,6 +156,10 @@ class Runner:
 
         name = test.split("::", 1)[1] if "::" in test else test
         return cassette_path(Path(str(item.path)), name, spec.id, folder=self.settings.cassette_dir)
+
+    def cassette_path_of(self, item: pytest.Item, spec: ModelSpec) -> Path:
+        """Where the (test, model)'s cassette lives (a dataset example keeps its own)."""
+        return self._cassette_path(item, _without(item.nodeid, spec.id), spec)
 
     # -- collection --------------------------------------------------------------------------
     def plan_adaptive(self, items: list[pytest.Item]) -> None:
@@ -402,6 +413,23 @@ class Runner:
         item.user_properties[:] = [(k, v) for k, v in item.user_properties if k not in ours]
         item.user_properties.extend([*plain, (PROPERTY, recording.record(full=full))])
 
+    def _scrub_report(self, report: pytest.TestReport) -> None:
+        """Failure text, captured output and plain properties without keys, before the terminal,
+        JUnit XML or xdist read them: an SDK error quotes the key it was sent (``401 - Incorrect
+        API key provided: sk-...``), an assertion quotes a reply that echoes one. A passing test
+        has none of them, so this costs nothing there."""
+        scrubber = self.scrubber
+        if report.longrepr is not None:
+            report.longrepr = scrubber.scrub_object(report.longrepr)
+        if report.sections:
+            report.sections = scrubber.scrub_object(report.sections)
+        properties = report.user_properties
+        if any(name != PROPERTY for name, _ in properties):  # ours is scrubbed with the run
+            report.user_properties = [
+                (name, value if name == PROPERTY else scrubber.scrub_data(value))
+                for name, value in properties
+            ]
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -430,6 +458,8 @@ class Runner:
         report = yield
         if missed and excinfo is not None:
             report.longrepr = str(excinfo.value)
+        if self.settings.registry:
+            self._scrub_report(report)
         if recording is not None and call.when == "teardown":
             # The record is published; pytest keeps every item to the end of the session, so
             # don't let it keep the interactions (request and response bodies) and parsed calls.

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..results import PROPERTY, OutcomeLog
-from .runner import Runner
+from ..settings import RECORD_MODE_DISABLED
+from .runner import Runner, model_param
 
 if TYPE_CHECKING:
     from ..analysis import Run
@@ -71,7 +72,28 @@ class MigrationSession:
 
     def collected(self, items: list[pytest.Item]) -> None:
         self.log.set_order(item.nodeid for item in items)
+        self._refuse_shared_cassettes(items)
         self.runner.plan_adaptive(items)
+
+    def _refuse_shared_cassettes(self, items: list[pytest.Item]) -> None:
+        """Two tests writing one cassette would overwrite each other's recording: refuse to start."""
+        if self.settings.record_mode == RECORD_MODE_DISABLED:
+            return
+        owner: dict[Path, str] = {}
+        for item in items:
+            spec = model_param(item)
+            if spec is None:
+                continue
+            path = Path(os.path.normpath(self.runner.cassette_path_of(item, spec)))
+            other = owner.setdefault(path, item.nodeid)
+            if other != item.nodeid:
+                raise pytest.UsageError(
+                    f"{other} and {item.nodeid} would share the cassette {path}: recording one would "
+                    f"overwrite the other. The ini setting modelmigrate_cassette_dir = "
+                    f"{self.settings.cassette_dir!r} puts the cassettes of test files with the same "
+                    "name in one folder; use a folder inside each test directory (the default, "
+                    "cassettes) or rename one of the test files"
+                )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:

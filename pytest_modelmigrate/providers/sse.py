@@ -9,6 +9,9 @@ terminator or a multi-byte character): :class:`SSEDecoder` gives the same events
 Unlike a browser, which silently drops an event cut short by the end of the stream, this module
 reports it (:attr:`SSEDecoder.pending`, :attr:`SSEStream.complete`): in a recorded cassette a
 stream that stops mid-event means the recording is truncated.
+
+:func:`data_spans` tells where each event's ``data`` values sit in a decoded body, so that the
+scrubber can rewrite the events that carry pieces of a key and leave every other byte alone.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 _BOM = b"\xef\xbb\xbf"
 # A line ends at \r\n, \n or \r (the SSE spec); \r\n is tried first.
 _LINE_END = re.compile(rb"\r\n|\n|\r")
+_TEXT_LINE_END = re.compile(r"\r\n|\n|\r")
 
 
 @dataclass(frozen=True)
@@ -152,3 +156,27 @@ def looks_like_sse(text: str) -> bool:
             continue
         return stripped.startswith(("data:", "event:", "id:", "retry:"))
     return False
+
+
+def data_spans(text: str) -> list[tuple[tuple[int, int], ...]]:
+    """For each event :func:`parse_sse` dispatches from ``text``, the ``(start, end)`` offsets of
+    its ``data`` values in ``text``, in order: ``"\\n".join(text[a:b] for a, b in spans)`` is the
+    event's ``data``. The framing is the decoder's (line ends, comments, the space after the colon).
+    """
+    start = 1 if text.startswith("\ufeff") else 0
+    events: list[tuple[tuple[int, int], ...]] = []
+    spans: list[tuple[int, int]] = []
+    for match in _TEXT_LINE_END.finditer(text, start):
+        line_end = match.start()
+        line = text[start:line_end]
+        if line == "":
+            if spans:
+                events.append(tuple(spans))
+            spans = []
+        elif not line.startswith(":"):
+            name, sep, value = line.partition(":")
+            if name == "data":
+                value_start = start + len(name) + len(sep) + (1 if value.startswith(" ") else 0)
+                spans.append((value_start, line_end))
+        start = match.end()
+    return events  # a last event with no blank line after it is not dispatched, as in parse_sse
