@@ -17,7 +17,6 @@ be merged. The recipe is in ``docs/sharding.md``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -401,30 +400,18 @@ def exit_status(run: Run) -> int:
 
 
 def _write(run: dict[str, Any], args: argparse.Namespace) -> list[Path]:
-    from .reports import writers
+    from .reports.writers import ReportWriteError, write_reports
 
-    written: list[Path] = []
     targets = [
-        ("--output", args.output, writers.write_json),
-        ("--markdown", args.markdown, writers.write_markdown),
-        ("--html", args.html, writers.write_html),
-        ("--baseline-save", args.baseline_save, writers.write_baseline),
+        ("--output", args.output, "json"),
+        ("--markdown", args.markdown, "markdown"),
+        ("--html", args.html, "html"),
+        ("--baseline-save", args.baseline_save, "baseline"),
     ]
-    for option, path, writer in targets:
-        if path is None:
-            continue
-        try:
-            writer(path, run)
-        except OSError as exc:
-            raise MergeError([f"{option}: cannot write {path}: {exc.strerror or exc}"]) from None
-        written.append(path)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        try:
-            writers.append_markdown(Path(summary), run)
-        except OSError as exc:
-            raise MergeError([f"$GITHUB_STEP_SUMMARY: cannot append to {summary}: {exc.strerror}"]) from None
-    return written
+    try:
+        return write_reports(run, targets)
+    except ReportWriteError as exc:
+        raise MergeError([str(exc)]) from None
 
 
 def _merge(args: argparse.Namespace) -> int:

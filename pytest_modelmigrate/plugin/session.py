@@ -210,28 +210,16 @@ class MigrationSession:
             terminalreporter.write_line(f"migration report written: {path}")
 
     def _write_reports(self, run: dict[str, Any]) -> None:
-        from ..reports import writers
+        from ..reports.writers import ReportWriteError, write_reports
 
         settings = self.settings
         targets = [
-            ("--migration-json", settings.json_path, writers.write_json),
-            ("--migration-markdown", settings.markdown_path, writers.write_markdown),
-            ("--migration-html", settings.html_path, writers.write_html),
-            ("--migration-baseline-save", settings.baseline_save, writers.write_baseline),
+            ("--migration-json", settings.json_path, "json"),
+            ("--migration-markdown", settings.markdown_path, "markdown"),
+            ("--migration-html", settings.html_path, "html"),
+            ("--migration-baseline-save", settings.baseline_save, "baseline"),
         ]
-        for option, path, writer in targets:
-            if path is None:
-                continue
-            try:
-                writer(path, run)
-            except OSError as exc:
-                raise pytest.UsageError(f"{option}: cannot write {path}: {exc.strerror or exc}") from None
-            self.written.append(path)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            try:
-                writers.append_markdown(Path(summary), run)
-            except OSError as exc:
-                raise pytest.UsageError(
-                    f"$GITHUB_STEP_SUMMARY: cannot append to {summary}: {exc.strerror}"
-                ) from None
+        try:
+            self.written.extend(write_reports(run, targets))
+        except ReportWriteError as exc:
+            raise pytest.UsageError(str(exc)) from None
