@@ -241,8 +241,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "gate_mode",
-        "strict: any failure fails the run (pytest's usual rule); no-regression: only a candidate's "
-        "regression against the incumbent does; report: model outcomes never fail the run (default: strict)",
+        "strict: any failure fails the run (pytest's usual rule), and the gate; no-regression: a "
+        "regression (against the incumbent or the baseline), a missing recording or an errored test "
+        "does, not a model test failing within tolerance; report: model outcomes never fail the run "
+        "(default: strict)",
         flag="--migration-gate",
         ini="modelmigrate_gate",
         default="strict",
