@@ -179,9 +179,9 @@ class Recording:
                     record["dataset_settings"] = dict(self.dataset_settings)
         return record
 
-    def properties(self, *, full: bool) -> list[tuple[str, object]]:
-        """The plain JUnit XML properties (on the teardown report only)."""
-        if not full:
+    def properties(self, record: dict[str, Any]) -> list[tuple[str, object]]:
+        """The plain JUnit XML properties, from the teardown's (full) ``record`` only."""
+        if "checks" not in record:
             return []
-        failed = sorted({c["name"] for c in self.check_dicts() if not c["passed"]})
+        failed = sorted({c["name"] for c in record["checks"] if not c["passed"]})
         return [("model", self.spec.id), ("prompt", self.group), ("checks_failed", ",".join(failed))]

@@ -408,10 +408,10 @@ class Runner:
         Every report carries who it is about (so a crashed worker's test is still placed); only
         the teardown's carries calls, checks and samples, and the plain JUnit XML properties.
         """
-        plain = recording.properties(full=full)
+        record = recording.record(full=full)  # the check results are built once, here
         ours = {PROPERTY, "model", "prompt", "checks_failed"}
         item.user_properties[:] = [(k, v) for k, v in item.user_properties if k not in ours]
-        item.user_properties.extend([*plain, (PROPERTY, recording.record(full=full))])
+        item.user_properties.extend([*recording.properties(record), (PROPERTY, record)])
 
     def _scrub_report(self, report: pytest.TestReport) -> None:
         """Failure text, captured output and plain properties without keys, before the terminal,
