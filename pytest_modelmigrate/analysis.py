@@ -63,19 +63,29 @@ class MissingRecording:
         }
 
 
-def record_command(recordings: Sequence[MissingRecording], models: Sequence[ModelSpec]) -> str:
+def record_command(
+    recordings: Sequence[MissingRecording], models: Sequence[ModelSpec], samples: str | None = None
+) -> str:
     """The one command that records every missing (test, model) of the run.
 
-    ``once`` writes the cassettes that do not exist; a stale one (the prompt changed) needs
-    ``rewrite``, which replaces the old recording of those tests only.
+    ``once`` writes the cassettes that do not exist; ``new_episodes`` adds the samples a
+    cassette lacks (and writes missing ones); a stale one (the prompt changed) or one the
+    provider refused needs ``rewrite``, which replaces the old recording of those tests only.
+    ``samples``: the run's ``--samples`` when it is not 1 (``auto`` for adaptive sampling).
     """
     if not recordings:
         return ""
-    mode = "rewrite" if any(r.reason.startswith("stale") for r in recordings) else "once"
+    if any(r.reason.startswith(("stale", "not recorded")) for r in recordings):
+        mode = "rewrite"
+    elif any(r.reason.startswith("the cassette has") for r in recordings):
+        mode = "new_episodes"
+    else:
+        mode = "once"
     wanted = {r.model for r in recordings}
     specs = [str(s) for s in models if s.id in wanted] or sorted(wanted)
     nodeids = " ".join(shlex.quote(r.nodeid) for r in recordings)
-    return f"pytest {nodeids} --models={shlex.quote(','.join(specs))} --record-mode={mode}"
+    sampled = f" --samples={samples}" if samples else ""
+    return f"pytest {nodeids} --models={shlex.quote(','.join(specs))}{sampled} --record-mode={mode}"
 
 
 @dataclass(frozen=True)
@@ -332,10 +342,13 @@ def analyse(
     adaptive: AdaptiveRun | None = None,
     created: str | None = None,
     shard: Shard | None = None,
+    incumbent_absent: bool = False,
 ) -> Run:
     """Build the run once. ``policy`` None: no gate (a run with no model test has nothing to decide).
 
     ``shard`` labels the run as one part of a split suite; it changes nothing else.
+    ``incumbent_absent``: the configured incumbent does not run in this session (recording one
+    candidate): no model is compared with another, the gate weighs only what went wrong.
     """
     from .metrics import compute_metrics
     from .reports.breakdown import check_breakdown
@@ -360,7 +373,9 @@ def analyse(
         ),
         datasets=datasets,
         missing=missing,
-        missing_command=record_command(missing, models),
+        missing_command=record_command(
+            missing, models, "auto" if adaptive is not None else (str(samples) if samples > 1 else None)
+        ),
         shard=shard,
     )
     groups = {o.test: o.group for o in outcomes}
@@ -393,7 +408,8 @@ def analyse(
     if policy is not None and outcomes and model_ids:
         if incumbent is not None:
             extra[:0] = _dataset_regressions(outcomes, datasets, incumbent, policy)
-        comparison = compare(_tallies(matrix), model_ids, policy)
+        compared = model_ids[:1] if incumbent_absent else model_ids
+        comparison = compare(_tallies(matrix), compared, policy)
         errors = sum(o.outcome == ERROR for o in outcomes)
         run.decision = decide(
             comparison, policy, regressions=extra, sequential=sequential, missing=len(missing), errors=errors

@@ -400,9 +400,33 @@ def read_sample_outcomes(path: Path) -> list[str]:
 # -- the cassette ----------------------------------------------------------------------------
 
 
+# Statuses a provider answers when it cannot serve the request now (rate limit, overload,
+# timeout, conflict): retried by the SDKs, and never kept in a cassette unless asked for.
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+_STATUS_NAMES = {408: "timeout", 409: "conflict", 425: "too early", 429: "rate limit", 529: "overloaded"}
+
+
+def is_transient_status(code: int) -> bool:
+    return code in TRANSIENT_STATUSES or code >= 500
+
+
+def describe_status(code: int) -> str:
+    name = _STATUS_NAMES.get(code) or ("server error" if code >= 500 else "error")
+    return f"{code} ({name})"
+
+
+class EpisodeMismatch(CassetteReadError):
+    """A cassette whose sample metadata and interactions disagree (recorded samples were copies)."""
+
+
 @dataclass
 class CassetteSession:
-    """What one (test, model) did with its cassette: the interactions it used, in order."""
+    """What one (test, model) did with its cassette: the interactions it used, in order.
+
+    The cassette is a list of *episodes*, one per sample: sample ``k`` replays from episode
+    ``k`` only, and the interactions a sample records form its own episode, so a cassette's
+    episode count and its sample outcomes always agree (``metadata["episodes"]``).
+    """
 
     path: Path
     record_mode: str
@@ -412,8 +436,33 @@ class CassetteSession:
     misses: list[str] = field(default_factory=list)
     # streams parsed while the file was checked on load, by id() of the response (the metrics reuse them)
     preparsed: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict, repr=False)
-    metadata: dict[str, Any] = field(default_factory=dict)  # kept in the cassette under "modelmigrate"
+    metadata: dict[str, Any] = field(default_factory=dict)  # this run's sample outcomes ("samples")
     discard: bool = False  # set when a recording must not be written (interrupted, errored)
+    sample: int = 0  # the sample running now: it replays from, and records into, episode ``sample``
+    samples_wanted: int = 1  # how many samples this run takes (for the "has 1 of 3 samples" miss)
+    episodes: list[int] = field(default_factory=list)  # interactions per episode, as loaded
+    stored_samples: list[str] = field(default_factory=list)  # the sample outcomes the file lists
+    record_errors: bool = False  # keep transient provider errors (429, 5xx) in the cassette
+    topup_hint: str = ""  # the command that records only the missing samples
+    # transient provider errors dropped while recording: (match key, description); a later
+    # success for the same request (the SDK's retry) takes its entry out
+    provider_errors: list[tuple[Any, str]] = field(default_factory=list)
+    retried: int = 0  # transient errors the SDK retried past (rate-limit waits)
+    # when each request sent to the network while recording left, by ``id`` of the request; one
+    # still here when the test is over got no response (a timeout or a connection error)
+    in_flight: dict[int, float] = field(default_factory=dict, repr=False)
+
+    def episode_miss(self) -> bool:
+        """Whether the request missed because this sample has no episode in the file yet."""
+        return bool(self.episodes) and self.sample >= len(self.episodes)
+
+    def not_recorded(self) -> str | None:
+        """Why this recording must not be written (a provider error the test did not get past)."""
+        if self.provider_errors:
+            return f"not recorded: the provider answered {self.provider_errors[-1][1]}"
+        if self.in_flight:
+            return "not recorded: the provider did not answer (timeout or connection error)"
+        return None
 
 
 def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scrubber) -> type:
@@ -422,7 +471,8 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
     class RecordingCassette(Cassette):  # type: ignore[misc]
         """Adds the latency of each new recording, tracks what the test used, explains misses."""
 
-        _starts: dict[int, float]
+        _tags: list[int]  # the episode (sample) of each interaction in ``data``
+        _metadata: dict[str, Any]
         _before_record_request: Callable[[Any], Any]
         _loading = False
         _index: dict[tuple[Any, ...], list[int]] | None = None
@@ -430,6 +480,7 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self._tags = []
             # vcrpy filters (deep-copies, then scrubs) each request three times per call, once
             # more what it filtered already (can_play_response_for passes its filtered copy to
             # __contains__); filtering is idempotent, so do it once per request.
@@ -454,6 +505,18 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
             finally:
                 self._loading = False
                 session.preparsed = AtomicPersister.take_parsed()
+            meta = self._metadata.get(METADATA_KEY)
+            try:
+                episodes, samples = _episodes(
+                    session.path, len(self.data), meta, miss_hint, session.samples_wanted
+                )
+            except EpisodeMismatch:
+                if self.record_mode != "all":
+                    raise
+                # rewrite/all replace the file and never replay from it: its bad metadata goes too
+                episodes, samples = [len(self.data)] if self.data else [], []
+            session.episodes, session.stored_samples = episodes, samples
+            self._tags = [index for index, size in enumerate(episodes) for _ in range(size)]
 
         def _responses(self, request: Any) -> Any:
             """Matching recordings in order; with our default matchers, a dict look-up.
@@ -461,8 +524,11 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
             vcrpy runs every matcher against every recording, several times per request; the
             default matchers are all equalities, so one key per request finds the same ones.
             """
+            tags, sample = self._tags, session.sample
             if tuple(self._match_on) != _default_matchers():
-                yield from super()._responses(request)
+                for position, response in super()._responses(request):
+                    if (tags[position] if position < len(tags) else 0) == sample:
+                        yield position, response
                 return
             if self._index is None or self._indexed != len(self.data):
                 index: dict[tuple[Any, ...], list[int]] = {}
@@ -473,7 +539,8 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
             if not filtered:
                 return
             for position in self._index.get(_match_key(filtered), ()):
-                yield position, self.data[position][1]
+                if (tags[position] if position < len(tags) else 0) == sample:  # this sample's episode
+                    yield position, self.data[position][1]
 
         def can_play_response_for(self, request: Any) -> bool:
             playable = bool(super().can_play_response_for(request))
@@ -483,11 +550,16 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                     message = self._miss_message(request)
                     session.misses.append(message)
                     raise CassetteMiss(message)
-                self.__dict__.setdefault("_starts", {})[id(request)] = time.perf_counter()
+                session.in_flight[id(request)] = time.perf_counter()
             return playable
 
         def play_response(self, request: Any) -> Any:
             response = super().play_response(request)
+            played_code = _status_code(response)
+            if played_code is not None and is_transient_status(played_code):
+                # a recorded 429/5xx replays without the backoff it cost (the SDKs read retry-after-ms)
+                headers = {k: v for k, v in response["headers"].items() if str(k).lower() != "retry-after-ms"}
+                response = {**response, "headers": {**headers, "retry-after-ms": ["1"]}}
             session.used.append((request, response))
             session.played += 1
             return response
@@ -497,15 +569,86 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 self.data.append((request, response))
                 self.dirty = True
                 return
-            start = self.__dict__.get("_starts", {}).pop(id(request), None)
+            start = session.in_flight.pop(id(request), None)
+            code = _status_code(response)
+            if (
+                start is not None
+                and code is not None
+                and not session.record_errors
+                and is_transient_status(code)
+            ):
+                # the provider could not serve it now: the SDK retries (or the test sees an error);
+                # neither the error nor the cassette it is part of is kept unless that succeeds
+                filtered = self._before_record_request(request)
+                if filtered:
+                    key = (session.sample, _match_key(filtered))  # a retry is within its sample
+                    session.provider_errors.append((key, describe_status(code)))
+                return
             if start is not None:
                 response = dict(response)
                 response[LATENCY_KEY] = round((time.perf_counter() - start) * 1000.0, 1)
             before = len(self.data)
             super().append(request, response)
             if start is not None and len(self.data) > before:
+                self._tags.extend([session.sample] * (len(self.data) - len(self._tags)))
+                # a new draw is never served again, not even to the same request later in the sample
+                self.play_counts[len(self.data) - 1] += 1
                 session.used.append(self.data[-1])
                 session.recorded += 1
+                if session.provider_errors:
+                    key = (session.sample, _match_key(self.data[-1][0]))
+                    kept = [e for e in session.provider_errors if e[0] != key]
+                    session.retried += len(session.provider_errors) - len(kept)
+                    session.provider_errors = kept
+
+        def _save(self, force: bool = False) -> None:
+            """Write the episodes in sample order with their metadata, or nothing.
+
+            ``rewrite`` (and ``all``) keep only what this run recorded; the other modes add this
+            run's new episodes to those in the file. Nothing is written when the recording is
+            discarded, in replay, or when nothing changed.
+            """
+            if session.discard or self.record_mode == "none":
+                return
+            fresh = self.record_mode == "all"
+            loaded = self._loaded_count
+            tags = self._tags
+            keep = [i for i in range(len(self.data)) if i >= loaded or not fresh]
+            if self.drop_unused_requests and not fresh:
+                keep = [i for i in keep if i >= loaded or self.play_counts[i] > 0]
+            if fresh and len(self.data) == loaded:
+                return  # rewrite of a test that made no call: the old file stays
+            keep.sort(key=lambda i: tags[i] if i < len(tags) else 0)
+            ran = [str(x) for x in session.metadata.get("samples", [])]
+            count = max(
+                [len(ran), *((tags[i] if i < len(tags) else 0) + 1 for i in keep)]
+                + ([] if fresh else [len(session.episodes)])
+            )
+            episodes = [0] * count
+            for i in keep:
+                episodes[tags[i] if i < len(tags) else 0] += 1
+            outcomes = ran if fresh else ran + session.stored_samples[len(ran) :]
+            old_meta = self._metadata.get(METADATA_KEY)
+            old_meta = old_meta if isinstance(old_meta, dict) else {}
+            meta: dict[str, Any] = {k: v for k, v in old_meta.items() if k not in ("samples", "episodes")}
+            if outcomes and len(outcomes) == len(episodes):
+                meta["samples"] = outcomes
+            if meta.get("samples") or len(episodes) > 1:
+                meta["episodes"] = episodes
+            changed = len(self.data) > loaded or len(keep) < len(self.data) or meta != old_meta
+            if not (changed or force):
+                return
+            metadata = {k: v for k, v in self._metadata.items() if k != METADATA_KEY}
+            if meta:
+                metadata[METADATA_KEY] = meta
+            self._metadata = metadata
+            self._persist(
+                {
+                    "requests": [self.data[i][0] for i in keep],
+                    "responses": [self.data[i][1] for i in keep],
+                }
+            )
+            self.dirty = False
 
         def _miss_message(self, request: Any) -> str:
             """Why nothing matched, scrubbed: it is shown in the terminal, JUnit XML and reports."""
@@ -516,6 +659,15 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 f"  cassette: {session.path}" + ("" if session.path.exists() else " (missing)"),
                 f"  record mode: {session.record_mode} (replay only: nothing was sent to the network)",
             ]
+            if session.episode_miss():
+                have = len(session.episodes)
+                lines[0] += f" in sample {session.sample + 1}"
+                lines.append(
+                    f"  the cassette has {have} of {max(session.samples_wanted, session.sample + 1)} "
+                    f"samples: sample {session.sample + 1} was never recorded"
+                )
+                lines.append(f"  to record only the missing samples: {session.topup_hint or miss_hint}")
+                return scrubber.scrub_text("\n".join(lines))
             if self.data:
                 best = self.find_requests_with_most_matches(request)
                 if best:
@@ -527,14 +679,68 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                         for name, msg in failures
                     ]
                     reasons = "; ".join(f"{name}: {msg}".strip().rstrip(":") for name, msg in explained)
-                    lines.append(f"  closest recording differs by {reasons}")
-                    lines.append("  (the prompt or the request changed since it was recorded?)")
+                    if reasons:
+                        lines.append(f"  closest recording differs by {reasons}")
+                        lines.append("  (the prompt or the request changed since it was recorded?)")
+                    else:
+                        lines.append(
+                            f"  the same request is recorded, but not for sample {session.sample + 1} "
+                            "(or it was already answered once in it): the test makes this call "
+                            "more often than it did when it was recorded"
+                        )
                 else:
                     lines.append(f"  the cassette holds {len(self.data)} other request(s), none alike")
             lines.append(f"  to record it: {miss_hint}")
             return scrubber.scrub_text("\n".join(lines))
 
     return RecordingCassette
+
+
+def _status_code(response: Any) -> int | None:
+    status = response.get("status") if isinstance(response, dict) else None
+    code = status.get("code") if isinstance(status, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def _episodes(path: Path, count: int, meta: Any, hint: str, wanted: int = 1) -> tuple[list[int], list[str]]:
+    """The interactions per episode (sample) of a loaded cassette, and its sample outcomes.
+
+    Refuses (:class:`EpisodeMismatch`) a file whose metadata and interactions disagree: replaying
+    it would serve one sample's answer to another. A file with no metadata is one episode, or,
+    asked for ``wanted`` samples and holding a multiple of that many interactions, ``wanted``
+    equal episodes (a cassette recorded before episodes were kept).
+    """
+    meta = meta if isinstance(meta, dict) else {}
+    raw_samples = meta.get("samples")
+    samples = [str(s) for s in raw_samples] if isinstance(raw_samples, list) else []
+    fix = f"it was left as it is. Record it again: {hint}" if hint else _FIX
+    episodes = meta.get("episodes")
+    if episodes is not None:
+        valid = isinstance(episodes, list) and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in episodes
+        )
+        if not valid or sum(episodes) != count or (samples and len(samples) != len(episodes)):
+            listed = (
+                f"{len(episodes)} episode(s) of {sum(episodes)} interaction(s)" if valid else "bad episodes"
+            )
+            raise EpisodeMismatch(
+                f"{path}: its metadata lists {listed} for {len(samples) or 'no'} sample outcome(s), "
+                f"but the file holds {count} interaction(s) (edited by hand, or merged from two "
+                f"recordings?); {fix}"
+            )
+        return list(episodes), samples
+    if samples:
+        if count < len(samples) or count % len(samples):
+            raise EpisodeMismatch(
+                f"{path}: its metadata lists {len(samples)} sample outcome(s) but the file holds "
+                f"{count} interaction(s), which cannot be {len(samples)} samples of the same calls "
+                "(an earlier pytest-modelmigrate answered topped-up samples with copies of the "
+                f"episode it had just recorded); {fix}"
+            )
+        return [count // len(samples)] * len(samples), samples
+    if wanted > 1 and count >= wanted and count % wanted == 0:
+        return [count // wanted] * wanted, []
+    return ([count] if count else []), []
 
 
 @contextmanager
@@ -547,6 +753,10 @@ def open_cassette(
     miss_hint: str = "",
     configure: Callable[[VCR], None] | None = None,
     parse_cache: Path | None = None,
+    aliases: Mapping[str, str] | None = None,
+    samples: int = 1,
+    topup_hint: str = "",
+    record_errors: bool = False,
 ) -> Iterator[CassetteSession]:
     """Activate a cassette for one (test, model); yields the session that tracks its use.
 
@@ -555,18 +765,29 @@ def open_cassette(
     user's ``vcr_config`` (and ``vcr`` mark kwargs): it overrides our defaults, except that our
     scrubbing hooks always run before the user's own. ``parse_cache`` is a folder where the
     parsed form of the cassette is kept for the next run (see :class:`ParseCache`).
+    ``aliases`` maps the ``host:port`` a local server really listens on to the one its
+    requests are recorded and matched as (an emulator per xdist worker, one fixed port).
+    ``samples``: how many samples the test takes (episodes of the cassette); ``topup_hint``:
+    the command that records only missing samples; ``record_errors``: keep transient provider
+    errors (429, 5xx) in the cassette instead of refusing to write it.
     """
     from vcr import VCR
 
     if record_mode not in RECORD_MODES:
         raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
-    session = CassetteSession(path=path, record_mode=record_mode)
+    session = CassetteSession(
+        path=path,
+        record_mode=record_mode,
+        samples_wanted=samples,
+        topup_hint=topup_hint,
+        record_errors=record_errors,
+    )
     options: dict[str, Any] = dict(user_config or {})
     options.pop("record_mode", None)
     for key in ("cassette_library_dir", "path_transformer", "func_path_generator", "path"):
         options.pop(key, None)
 
-    vcr_mode = "all" if record_mode == "rewrite" else record_mode
+    vcr_mode = "all" if record_mode == "rewrite" else record_mode  # both keep only the new recording
     vcr = VCR(
         record_mode=vcr_mode,
         match_on=DEFAULT_MATCH_ON,
@@ -580,10 +801,11 @@ def open_cassette(
     if configure is not None:
         configure(vcr)
 
-    options["before_record_request"] = _chain(scrubber.request, options.get("before_record_request"))
+    first = scrubber.request
+    if aliases:
+        first = functools.partial(_aliased, dict(aliases), scrubber.request)
+    options["before_record_request"] = _chain(first, options.get("before_record_request"))
     options["before_record_response"] = _chain(scrubber.response, options.get("before_record_response"))
-    if record_mode == "rewrite":
-        options["drop_unused_requests"] = True
     absent = _absent_patchers()
     if absent:
         options["skip_patchers"] = tuple(dict.fromkeys([*options.get("skip_patchers", ()), *absent]))
@@ -592,22 +814,70 @@ def open_cassette(
     from vcr.cassette import CassetteContextDecorator
 
     context = CassetteContextDecorator.from_args(cassette_class, **config)
-    cassette = context.__enter__()
-    try:
-        yield session
-    except BaseException:
-        cassette.dirty = False
-        context.__exit__(None, None, None)
-        raise
-    else:
-        if session.discard:
+    with contextlib.ExitStack() as locked:
+        if record_mode != "none":
+            # another process recording this cassette: wait for it, then read what it wrote
+            locked.enter_context(cassette_lock(path))
+        cassette = context.__enter__()
+        try:
+            yield session
+        except BaseException:
+            session.discard = True
             cassette.dirty = False
-        elif session.metadata and record_mode != "none":
-            stored = cassette._metadata.get(METADATA_KEY)
-            if stored != session.metadata:
-                cassette._metadata[METADATA_KEY] = dict(session.metadata)
-                cassette.dirty = True
-        context.__exit__(None, None, None)
+            context.__exit__(None, None, None)
+            raise
+        else:
+            if session.discard:
+                cassette.dirty = False
+            context.__exit__(None, None, None)
+
+
+LOCK_TIMEOUT = 300.0  # seconds a recording waits for another process recording the same cassette
+
+
+class CassetteLocked(CassetteReadError):
+    """Another process held a cassette's lock for longer than :data:`LOCK_TIMEOUT`."""
+
+
+@contextmanager
+def cassette_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the recording lock of ``path`` across processes (pytest-xdist workers, two
+    terminals, sharded jobs on one machine), so two recordings of one cassette never both read
+    the old file and each write their own episodes over the other's.
+
+    The lock is a file in the temporary directory named after the cassette's absolute path (so
+    nothing is written beside the cassettes). Where ``fcntl`` is missing (Windows) there is no
+    lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    import tempfile
+
+    wait = LOCK_TIMEOUT if timeout is None else timeout
+    folder = Path(tempfile.gettempdir()) / "modelmigrate-locks"
+    folder.mkdir(exist_ok=True)
+    name = hashlib.sha256(os.fsencode(os.path.abspath(path))).hexdigest()[:32]
+    with open(folder / f"{name}.lock", "a+") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise CassetteLocked(
+                        f"{path}: another process has been recording this cassette for over "
+                        f"{wait:.0f} s; nothing was recorded. Record one test and model in one "
+                        "process at a time (or wait for the other run), then run again"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # vcrpy's patcher groups and the module each one imports (see vcr.patch.CassettePatcherBuilder)
@@ -649,6 +919,17 @@ def _absent_patchers() -> tuple[str, ...]:
         if missing:
             absent.append(group)
     return tuple(absent)
+
+
+def _aliased(aliases: Mapping[str, str], then: Callable[[Any], Any], request: Any) -> Any:
+    """``request`` as if sent to the address its server is recorded as, then ``then``."""
+    parts = request.uri.split("/", 3)  # scheme, "", host:port, rest
+    if len(parts) > 2 and parts[2] in aliases:
+        if request.headers.get("host") == parts[2]:
+            request.headers["host"] = aliases[parts[2]]
+        parts[2] = aliases[parts[2]]
+        request.uri = "/".join(parts)
+    return then(request)
 
 
 def _chain(first: Callable[[Any], Any], user: Any) -> list[Callable[[Any], Any]]:

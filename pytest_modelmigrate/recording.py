@@ -52,15 +52,19 @@ class Recording:
     dataset_settings: dict[str, Any] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     counted: int = 0  # recorded calls already counted against the sampling budget
+    recorded: dict[str, Any] | None = None  # what this run sent to the provider (calls, cost, waits)
     _parsed: dict[int, Call] = field(default_factory=dict, repr=False)
 
-    def mark_missing(self) -> None:
+    def mark_missing(self, reason: str | None = None) -> None:
         """The cassette had no answer for a request: a gap in the evidence, not a model failure."""
-        self.missing = (
-            "stale: the cassette has no recorded request that matches (the prompt or its settings changed)"
-            if self.had_cassette
-            else "no cassette recorded for this model"
-        )
+        if reason is None:
+            reason = (
+                "stale: the cassette has no recorded request that matches "
+                "(the prompt or its settings changed)"
+                if self.had_cassette
+                else "no cassette recorded for this model"
+            )
+        self.missing = reason
 
     # -- the calls, parsed once -------------------------------------------------------------
     def parsed_call(self, index: int) -> Call:
@@ -173,6 +177,8 @@ class Recording:
             record["calls"] = self.calls
             record["samples"] = list(self.sample_outcomes)
             record["checks"] = self.check_dicts()
+            if self.recorded:
+                record["recorded"] = dict(self.recorded)
             if self.dataset:
                 record["dataset"] = list(self.dataset)
                 if self.dataset_settings:

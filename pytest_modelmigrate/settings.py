@@ -170,6 +170,7 @@ class Setting:
     convert: Callable[[Any, str], Any] = _text
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
+    switch: bool = False  # a flag that takes no value (``--migration-plan``)
 
     @property
     def where(self) -> str:
@@ -313,6 +314,15 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="PATH",
     ),
     _s(
+        "plan",
+        "List the calls, tokens and estimated cost per model that this recording run would make "
+        "(from the recorded calls and modelmigrate_prices), and exit without calling any provider",
+        flag="--migration-plan",
+        default=False,
+        convert=_bool,
+        switch=True,
+    ),
+    _s(
         "shard",
         "Label this run as shard K of N of a suite split across jobs (e.g. 2/3), for modelmigrate merge; "
         "it selects no tests (split with pytest-split, -k or node ids)",
@@ -444,6 +454,7 @@ class Settings:
     baseline_save: Path | None = None
     baseline_compare: Path | None = None
     shard: tuple[int, int] | None = None  # (K, N) from --migration-shard: a label, selects nothing
+    plan: bool = False  # --migration-plan: list what recording would call, then exit
     cassette_dir: str = "cassettes"
     parse_cache: bool = True
     secret_env: tuple[str, ...] = ()
@@ -464,6 +475,14 @@ class Settings:
     @property
     def model_ids(self) -> list[str]:
         return [spec.id for spec in (self.selected or self.registry)]
+
+    @property
+    def compared_incumbent(self) -> ModelSpec | None:
+        """The incumbent when it runs in this session (None: nothing is compared with it)."""
+        incumbent = self.incumbent
+        if incumbent is None or (self.selected and incumbent not in self.selected):
+            return None
+        return incumbent
 
     @property
     def recording(self) -> bool:
@@ -536,7 +555,9 @@ def resolve(
     incumbent: ModelSpec | None = selected[0] if selected else None
     incumbent_key = str(values["incumbent"] or "").strip()
     if incumbent_key:
-        incumbent = resolve_model(selected, incumbent_key)
+        # recording one candidate does not need the incumbent in the run: a model the ini
+        # file knows stays the incumbent (its cassettes are the reference `drift` reads)
+        incumbent = resolve_model(selected, incumbent_key) or resolve_model(registry, incumbent_key)
         if incumbent is None:
             raise SettingsError(
                 f"--incumbent/modelmigrate_incumbent names {incumbent_key!r}, which is not among the models "
@@ -571,6 +592,7 @@ def resolve(
         power=values["power"],
         min_drop=values["min_drop"],
         shard=values["shard"],
+        plan=values["plan"],
         cassette_dir=str(values["cassette_dir"]).strip() or "cassettes",
         parse_cache=values["parse_cache"],
         secret_env=values["secret_env"],

@@ -302,6 +302,7 @@ import pytest
 import app
 
 @pytest.mark.prompt("broken")
+@pytest.mark.record_provider_errors  # the prompt's answer is the error: keep it
 def test_every_call_errors(model):
     assert app.chat(model, "a broken prompt")
 

@@ -314,12 +314,48 @@ def test_changed_prompt_names_the_field_and_the_command_that_rerecords_just_that
 # -- provider errors -----------------------------------------------------------------------------
 
 
-def test_recorded_provider_errors_fail_the_test_as_the_models_errors(
+def test_provider_errors_are_not_recorded_unless_the_test_asks(
     project: pytest.Pytester, emulator: Emulator
 ) -> None:
+    """A 429 or a 500 while recording is the provider's state, not the model's answer: the test
+    fails saying so, no cassette is written, and the cell is missing (not the model failing)."""
     project.makepyfile(
         test_err="""
         import app
+
+        def test_openai(model):
+            app.chat(model, "hello")
+
+        def test_anthropic(model):
+            app.claude(model, "hello")
+        """
+    )
+    args = ("--models=emu-429,emu-500", "--migration-json=run.json", "-p", "no:randomly")
+    recorded = project.runpytest(*args, "--record-mode=once")
+    recorded.assert_outcomes(failed=4)
+    recorded.stdout.fnmatch_lines_random(
+        [
+            "FAILED test_err.py::test_openai[[]emu-429[]] - not recorded: the provider answered 429 (rate limit)*",
+            "FAILED test_err.py::test_openai[[]emu-500[]] - not recorded: the provider answered 500 (server error)*",
+            "FAILED test_err.py::test_anthropic[[]emu-429[]] - not recorded: the provider answered 429 (rate limit)*",
+        ]
+    )
+    assert not list(project.path.rglob("*.yaml"))
+    run = json.loads((project.path / "run.json").read_text())
+    assert {o["outcome"] for o in run["outcomes"]} == {"missing"}
+    assert all(o["missing"].startswith("not recorded: the provider answered") for o in run["outcomes"])
+
+
+def test_recorded_provider_errors_fail_the_test_as_the_models_errors(
+    project: pytest.Pytester, emulator: Emulator
+) -> None:
+    """``@pytest.mark.record_provider_errors``: the test asserts on the error, so it is kept."""
+    project.makepyfile(
+        test_err="""
+        import app
+        import pytest
+
+        pytestmark = pytest.mark.record_provider_errors
 
         def test_openai(model):
             app.chat(model, "hello")

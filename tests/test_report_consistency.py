@@ -785,6 +785,8 @@ def test_a_prompt_that_errors_on_every_model(
 import pytest
 import app
 
+pytestmark = pytest.mark.record_provider_errors  # the provider's errors are the answers here
+
 @pytest.mark.prompt("outage-notice")
 def test_outage_notice(model, checks):
     checks.contains(app.chat(model, "Write the outage notice"), "outage")

@@ -60,6 +60,7 @@ import os
 
 import anthropic
 import openai
+import pytest
 
 URL = os.environ["EMU_URL"]
 KEY = os.environ.get(os.environ["KEY_VAR"], "no-key-in-ci")
@@ -107,6 +108,7 @@ def test_unauthorized(model):
     oai().chat.completions.create(model=model, messages=user("unauthorized"))
 
 
+@pytest.mark.record_provider_errors  # the 429 is what this test is about: keep it
 def test_rate_limited(model):
     oai().chat.completions.create(model=model, messages=user("rate limit"))
 """

@@ -38,6 +38,15 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--script", metavar="FILE", default=None, help="YAML or JSON script of per-model replies"
     )
     parser.add_argument(
+        "--state",
+        metavar="FILE",
+        default=None,
+        help=(
+            "Keep the request counters of stochastic draws in this JSON file, so a later run (or "
+            "another emulator given the same file) draws new samples instead of repeating them"
+        ),
+    )
+    parser.add_argument(
         "--time-scale",
         dest="time_scale",
         type=float,
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
             port=args.port,
             time_scale=args.time_scale,
             log=None if args.quiet else sys.stderr,
+            state_file=getattr(args, "state", None),
         )
     except ScriptError as exc:
         print(f"modelmigrate emulator: {exc}", file=sys.stderr)

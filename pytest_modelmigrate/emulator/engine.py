@@ -1,37 +1,182 @@
 """Turns a parsed :class:`~.exchange.Request` into an :class:`~.exchange.Reply` using the script, and
-keeps the per-(model, prompt) request counters that make stochastic draws reproducible."""
+keeps the per-(model, prompt) request counters that make stochastic draws reproducible.
+
+The counters live in memory, or, with ``state_file``, in a small JSON file shared by every emulator
+that names it (later sessions, pytest-xdist workers): each draw reads, increments and rewrites its
+counter under an exclusive ``flock`` on ``<state_file>.lock``, so no two draws get the same counter.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
+import sys
+import tempfile
 import threading
 from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import autoreply
 from .exchange import Reply, ReplyToolCall, Request
 from .script import ErrorSpec, Script
 from .tokens import count_tokens, truncate
 
-__all__ = ["Engine"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["STATE_FORMAT", "STATE_VERSION", "Engine", "state_key"]
 
 # Tokens the chat format adds around each message and to prime the reply (roughly OpenAI's figures).
 _PER_MESSAGE = 3
 _PRIMING = 3
 
+# The state file: {"format": STATE_FORMAT, "version": STATE_VERSION, "counters": {state_key: int}}.
+STATE_FORMAT = "modelmigrate-emulator-state"
+STATE_VERSION = 1
+
+# One lock per state file for every engine of this process (all there is where flock is missing).
+_PATH_LOCKS: dict[str, threading.Lock] = {}
+_PATH_LOCKS_GUARD = threading.Lock()
+
+
+def state_key(model: str, prompt: str) -> str:
+    """The key of the (model, prompt) counter in a state file: sha256 hex of ``model\0prompt``."""
+    return hashlib.sha256(f"{model}\x00{prompt}".encode()).hexdigest()
+
+
+def _path_lock(path: Path) -> threading.Lock:
+    key = os.path.abspath(path)
+    with _PATH_LOCKS_GUARD:
+        return _PATH_LOCKS.setdefault(key, threading.Lock())
+
+
+class _StateFile:
+    """The counters of one state file; every method raises ``OSError`` when the file cannot be used."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+        self._process_lock = _path_lock(path)
+        self.lock_error: str | None = None  # why the last flock failed (then only threads were held off)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold this file against every thread of this process and, with flock, every other process."""
+        with self._process_lock:
+            self.lock_error = None
+            if sys.platform == "win32":
+                yield
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError as exc:  # a file system without flock: go on with the thread lock
+                    self.lock_error = (
+                        f"cannot lock {self.lock_path}: {exc} (other processes are not kept out)"
+                    )
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the flock
+
+    def read(self) -> dict[str, int]:
+        """The counters; a missing file, or one that is not a state file, holds none."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        try:
+            data: Any = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, absurdly nested
+            return {}
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != STATE_FORMAT
+            or data.get("version") != STATE_VERSION
+            or not isinstance(data.get("counters"), dict)
+        ):
+            return {}
+        return {
+            key: value
+            for key, value in data["counters"].items()
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        }
+
+    def write(self, counters: dict[str, int]) -> None:
+        """Replace the file atomically (a temporary file in the same folder, then ``os.replace``)."""
+        data = {"format": STATE_FORMAT, "version": STATE_VERSION, "counters": counters}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, indent=1, sort_keys=True)
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def take(self, key: str) -> int:
+        """Read, increment and write the counter ``key``; return its value before the increment."""
+        with self.locked():
+            counters = self.read()
+            counter = counters.get(key, 0)
+            counters[key] = counter + 1
+            self.write(counters)
+        return counter
+
+    def clear(self) -> None:
+        with self.locked():
+            self.write({})
+
 
 class Engine:
-    def __init__(self, script: Script) -> None:
+    """Resolves requests against ``script``.
+
+    ``state_file``: keep the request counters in this JSON file instead of in memory, so a later
+    session (or another process naming the same file) continues where the earlier ones stopped and
+    draws new samples. A missing or corrupt file starts from zero (it is rewritten on the next draw);
+    when the file cannot be read or written the engine carries on with its in-memory counters and
+    keeps the error in :attr:`state_error`; it never fails a request over the file.
+    """
+
+    def __init__(self, script: Script, state_file: Path | None = None) -> None:
         self.script = script
+        self.state_file = None if state_file is None else Path(state_file)
+        self.state_error: str | None = None  # what went wrong with the state file last time, or None
+        self._state = None if self.state_file is None else _StateFile(self.state_file)
         self._lock = threading.Lock()
         self._counters: Counter[tuple[str, str]] = Counter()
 
     def reset(self) -> None:
+        """Start every counter from zero again, the state file's too."""
         with self._lock:
             self._counters.clear()
+            if self._state is not None:
+                try:
+                    self._state.clear()
+                except OSError as exc:
+                    self.state_error = f"{self._state.path}: {exc} (counting in memory)"
+                else:
+                    self.state_error = self._state.lock_error
 
     def _next(self, model: str, prompt: str) -> int:
         with self._lock:
             counter = self._counters[(model, prompt)]
+            if self._state is not None:
+                try:
+                    counter = self._state.take(state_key(model, prompt))
+                except OSError as exc:  # carry on in memory, from this engine's last counter
+                    self.state_error = f"{self._state.path}: {exc} (counting in memory)"
+                else:
+                    self.state_error = self._state.lock_error
             self._counters[(model, prompt)] = counter + 1
         return counter
 

@@ -53,7 +53,7 @@ REPLY_KEYS: dict[str, str] = {
     "refuse": "a refusal message",
     "tool_call": "one tool call {name, arguments}",
     "tool_calls": "a list of tool calls",
-    "error": "a provider error {status, type, message, code}",
+    "error": "a provider error {status, type, message, code, retry_after}",
     "wrap_json": "fraction of draws that wrap the text in commentary and a ```json fence",
     "confidence": "probability reported for every token when logprobs are requested",
     "latency_ms": "how long the server waits before answering",
@@ -66,7 +66,7 @@ ALTERNATIVE_KEYS = ("weight", *REPLY_KEYS)
 MODEL_KEYS = ("rules", "default", "latency_ms", "token_factor", "echo_model")
 TOP_KEYS = ("version", "seed", "latency_ms", "token_factor", "strict_models", "default", "models")
 TOOL_CALL_KEYS = ("name", "arguments")
-ERROR_KEYS = ("status", "type", "message", "code")
+ERROR_KEYS = ("status", "type", "message", "code", "retry_after")
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,14 @@ class ToolCallSpec:
 
 @dataclass(frozen=True)
 class ErrorSpec:
-    """A scripted provider error; ``type`` None means the provider's usual type for ``status``."""
+    """A scripted provider error; ``type`` None means the provider's usual type for ``status``.
+    ``retry_after`` (seconds) is sent as the ``retry-after`` and ``retry-after-ms`` headers."""
 
     status: int
     message: str
     type: str | None = None
     code: str | None = None
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -495,12 +497,17 @@ class _Parser:
         if not 400 <= status <= 599:
             raise self.fail(f"{where}.status", f"must be an HTTP error status (400-599), got {status}")
         message = raw.get("message", f"Emulated error {status}")
-        err_type, code = raw.get("type"), raw.get("code")
+        err_type, code, retry_after = raw.get("type"), raw.get("code"), raw.get("retry_after")
         return ErrorSpec(
             status=status,
             message=self.string(message, f"{where}.message"),
             type=None if err_type is None else self.string(err_type, f"{where}.type"),
             code=None if code is None else self.string(code, f"{where}.code"),
+            retry_after=(
+                None
+                if retry_after is None
+                else self.number(retry_after, f"{where}.retry_after", low=0, high=86400)
+            ),
         )
 
 

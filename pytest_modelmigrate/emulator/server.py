@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import sys
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import api_anthropic_messages, api_openai_chat, api_openai_embeddings, api_openai_responses
@@ -74,7 +76,9 @@ class Emulator:
     >>> with Emulator({"models": {"emu-a": {"default": "hello"}}}, time_scale=0) as emu:
     ...     client = openai.OpenAI(base_url=emu.url + "/v1", api_key="x")  # doctest: +SKIP
 
-    ``time_scale`` multiplies every scripted latency (0 disables the sleeps).
+    ``time_scale`` multiplies every scripted latency (0 disables the sleeps). ``state_file`` keeps
+    the per-(model, prompt) request counters in that JSON file, so a later session, or another
+    emulator naming the same file, draws new samples instead of repeating the first ones.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class Emulator:
         time_scale: float = 1.0,
         *,
         log: TextIO | None = None,
+        state_file: Path | str | None = None,
     ) -> None:
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, got {time_scale}")
@@ -93,11 +98,13 @@ class Emulator:
         self.port = port
         self.time_scale = time_scale
         self.log = log
-        self._engine = Engine(self.script)
+        self.state_file = None if state_file is None else Path(state_file)
+        self._engine = Engine(self.script, self.state_file)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._served: list[ServedRequest] = []
         self._served_lock = threading.Lock()
+        self._reported_state_error: str | None = None
 
     @property
     def url(self) -> str:
@@ -140,8 +147,8 @@ class Emulator:
             thread.join(timeout=5)
 
     def reset(self) -> None:
-        """Forget the per-(model, prompt) request counters, so the next run draws the same
-        sequence of stochastic replies again; also clears :attr:`requests`."""
+        """Forget the per-(model, prompt) request counters (and clear the state file, if any), so
+        the next run draws the same sequence of stochastic replies again; also clears :attr:`requests`."""
         self._engine.reset()
         with self._served_lock:
             self._served.clear()
@@ -157,6 +164,11 @@ class Emulator:
     def _record(self, served: ServedRequest) -> None:
         with self._served_lock:
             self._served.append(served)
+            state_error = self._engine.state_error
+            report_state = state_error is not None and state_error != self._reported_state_error
+            self._reported_state_error = state_error
+        if self.log is not None and report_state:
+            print(f"emulator state file: {state_error}", file=self.log, flush=True)
         if self.log is not None:
             model = f" model={served.model}" if served.model else ""
             print(
@@ -264,14 +276,22 @@ class _Handler(BaseHTTPRequestHandler):
         type_: str | None = None,
         code: str | None = None,
         param: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         request_id = f"req_{os.urandom(12).hex()}"
+        extra: dict[str, str] = {}
+        if retry_after is not None:
+            # Whole seconds for the standard header, exact milliseconds for the SDKs, which read it first.
+            extra["retry-after"] = str(math.ceil(retry_after))
+            extra["retry-after-ms"] = str(round(retry_after * 1000))
         if self.is_anthropic():
             body = anthropic_error(status, message, type_, request_id)
-            self.send_json(status, body, {"request-id": request_id})
+            self.send_json(status, body, {"request-id": request_id, **extra})
         else:
             self.send_json(
-                status, openai_error(status, message, type_, code, param), {"x-request-id": request_id}
+                status,
+                openai_error(status, message, type_, code, param),
+                {"x-request-id": request_id, **extra},
             )
 
     def served(self, model: str | None, prompt: str, status: int, where: str) -> None:
@@ -344,7 +364,9 @@ class _Handler(BaseHTTPRequestHandler):
         if outcome.error is not None:
             err = outcome.error
             self.served(call.model, call.prompt, err.status, outcome.where)
-            self.send_error_body(err.status, err.message, type_=err.type, code=err.code)
+            self.send_error_body(
+                err.status, err.message, type_=err.type, code=err.code, retry_after=err.retry_after
+            )
             return
         extra = {"x-modelmigrate-rule": outcome.where}
         if self.is_anthropic():

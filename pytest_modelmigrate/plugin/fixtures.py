@@ -236,24 +236,57 @@ def modelmigrate_emulator(pytestconfig: pytest.Config) -> Iterator[str]:
     Point the SDKs at it: ``openai.OpenAI(base_url=url + "/v1")``, ``anthropic.Anthropic(base_url=url)``.
     When replaying, nothing listens there (cassettes answer); when recording, the emulator is
     started on the fixed port (ini ``modelmigrate_emulator_port``) unless one already runs there.
+
+    Under pytest-xdist each worker starts its own emulator on a free port, and its requests are
+    recorded (and matched) as if sent to the fixed port, so cassettes do not depend on which
+    worker recorded them. The draw counters live in the pytest cache
+    (``.pytest_cache/d/modelmigrate-emulator/``), shared by the workers, so a later recording
+    pass draws new samples, not the first pass's again (``--cache-clear`` starts over).
     """
-    settings = _session(pytestconfig).settings
+    import os
+
+    session = _session(pytestconfig)
+    settings = session.settings
     url = f"http://127.0.0.1:{settings.emulator_port}"
+    worker = bool(os.environ.get("PYTEST_XDIST_WORKER"))
     if settings.record_mode == "none" or _answers(url):
-        yield url
+        yield url  # replay, or a server the user started: every worker uses that one
         return
     from ..emulator import Emulator, ScriptError
 
-    try:
-        emulator = Emulator(
+    state = None
+    cache = getattr(pytestconfig, "cache", None)
+    if cache is not None:
+        try:
+            state = cache.mkdir("modelmigrate-emulator") / "draws.json"
+        except OSError:
+            state = None  # a read-only cache: draws restart with each session
+
+    def start(port: int) -> Emulator:
+        return Emulator(
             script=settings.emulator_script,
-            port=settings.emulator_port,
+            port=port,
             time_scale=settings.emulator_time_scale,
-        )
+            state_file=state,
+        ).start()
+
+    try:
+        try:
+            emulator = start(0 if worker else settings.emulator_port)
+        except (
+            OSError
+        ):  # the port was taken since it was probed: a port of its own, recorded as the fixed one
+            emulator = start(0)
     except ScriptError as exc:
         raise pytest.UsageError(f"ini modelmigrate_emulator_script: {exc}") from None
-    with emulator:
-        yield emulator.url
+    actual = emulator.url.rsplit(":", 1)[1]
+    if actual != str(settings.emulator_port):
+        session.runner.port_aliases[f"127.0.0.1:{actual}"] = f"127.0.0.1:{settings.emulator_port}"
+    try:
+        yield url if actual == str(settings.emulator_port) else emulator.url
+    finally:
+        emulator.stop()
+        session.runner.port_aliases.pop(f"127.0.0.1:{actual}", None)
 
 
 def _answers(url: str) -> bool:

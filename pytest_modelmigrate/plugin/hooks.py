@@ -27,6 +27,8 @@ MARKERS = (
     "prompt(name, purpose=None, sensitivities=None): the prompt this test guards; "
     "groups tests in the migration matrix",
     "samples(n): run this prompt test n times per model (overrides --samples)",
+    "record_provider_errors: keep a provider's 429/5xx answers in this test's cassette (for a test "
+    "that asserts on the error); otherwise a recording the provider refused is not written",
     "dataset(path, labels=None, label_field='label', id_field='id'): parametrize this test over "
     "the examples of a JSONL, CSV or YAML file beside it (the `example` fixture)",
 )
@@ -47,6 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[session_key] = session
     config.pluginmanager.register(session, "modelmigrate-session")
     config.pluginmanager.register(session.runner, "modelmigrate-runner")
+    if session.settings.plan and hasattr(config.option, "dist"):
+        config.option.dist = "no"  # the plan is made in one process: no xdist workers start
+        if getattr(config.option, "numprocesses", None):
+            config.option.numprocesses = 0
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -20,9 +20,12 @@ def add_options(parser: pytest.Parser) -> None:
             kwargs: dict[str, Any] = {"choices": setting.choices} if setting.choices else {}
             if setting.metavar:
                 kwargs["metavar"] = setting.metavar
+            if setting.switch:
+                kwargs = {"action": "store_const", "const": True}
+            else:
+                kwargs["action"] = "store"
             group.addoption(
                 setting.flag,
-                action="store",
                 dest=setting.key,
                 default=None,
                 help=setting.help + (f" (ini {setting.ini})" if setting.ini else ""),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Callable, Generator, Iterator
 
+    from ..plan import RecordingPlan
     from ..scrub import Scrubber
 
 __all__ = ["Runner", "model_param", "recording_key"]
@@ -43,8 +44,10 @@ def _without(nodeid: str, param_id: str) -> str:
     return split[0] if split else nodeid
 
 
-def _record_command(nodeid: str, spec: ModelSpec, mode: str) -> str:
-    return f"pytest {shlex.quote(nodeid)} --models={shlex.quote(str(spec))} --record-mode={mode}"
+def _record_command(nodeid: str, spec: ModelSpec, mode: str, samples: str | None = None) -> str:
+    """The command that records just this (test, model): the node id selects it alone."""
+    sampled = f" --samples={samples}" if samples is not None else ""
+    return f"pytest {shlex.quote(nodeid)} --models={shlex.quote(str(spec))}{sampled} --record-mode={mode}"
 
 
 def _relative(path: Path, root: Path | os.PathLike[str]) -> str:
@@ -117,9 +120,13 @@ class Runner:
         self.settings = settings
         self.adaptive = adaptive_policy(settings)
         self.adaptive_targets: dict[str, int] = {}
+        # samples each (test, model)'s cassette holds, as read when planning adaptive sampling
+        self.recorded_samples: dict[tuple[str, str], int] = {}
         self.calls_recorded = 0
         self.cost_recorded = 0.0
         self.budget_exhausted = False
+        # "host:port" an emulator of this process listens on -> the fixed one it is recorded as
+        self.port_aliases: dict[str, str] = {}
 
     @functools.cached_property
     def scrubber(self) -> Scrubber:
@@ -168,7 +175,7 @@ class Runner:
         from ..cassettes import read_sample_outcomes
 
         settings = self.settings
-        if settings.incumbent is None or self.adaptive is None:
+        if settings.compared_incumbent is None or self.adaptive is None:
             return
         recorded: dict[str, dict[str, list[str]]] = {}
         groups: dict[str, str] = {}
@@ -180,12 +187,15 @@ class Runner:
             mark = item.get_closest_marker("prompt")
             groups[test] = str(mark.args[0]) if mark is not None and mark.args else default_group(test)
             path = self._cassette_path(item, test, spec)
-            recorded.setdefault(test, {})[spec.id] = read_sample_outcomes(path)
-        candidates = [s.id for s in settings.selected if s.id != settings.incumbent.id]
+            outcomes = read_sample_outcomes(path)
+            recorded.setdefault(test, {})[spec.id] = outcomes
+            self.recorded_samples[(test, spec.id)] = len(outcomes)
+        incumbent = settings.compared_incumbent
+        candidates = [s.id for s in settings.selected if s.id != incumbent.id]
         plan = plan_samples(
             recorded,
             groups,
-            settings.incumbent.id,
+            incumbent.id,
             candidates,
             self.adaptive,
             recording=settings.recording,
@@ -193,11 +203,73 @@ class Runner:
         )
         self.adaptive_targets = dict(plan.targets)
 
+    def plan_recording(self, items: list[pytest.Item]) -> RecordingPlan:
+        """What recording ``items`` will call, estimated from their cassettes (``--migration-plan``)."""
+        from ..plan import PlannedTest, new_samples, plan_recording, read_episodes
+
+        settings = self.settings
+        incumbent = settings.incumbent
+        planned: list[PlannedTest] = []
+        read: dict[Path, tuple[int, list[list[dict[str, Any]]]] | None] = {}
+
+        def episodes(path: Path) -> tuple[int, list[list[dict[str, Any]]]] | None:
+            if path not in read:
+                read[path] = read_episodes(path)
+            return read[path]
+
+        for item in items:
+            spec = model_param(item)
+            if spec is None:
+                continue
+            test = _without(item.nodeid, spec.id)
+            path = self._cassette_path(item, test, spec)
+            samples = self._samples_for(item, test, spec)
+            own = episodes(path)
+            recorded = None if own is None else len(own[1])
+            reference, source = (own[1], "own") if own and any(own[1]) else ([], "")
+            others = [s for s in settings.registry if s.id != spec.id]
+            if incumbent is not None and incumbent in others:
+                others.remove(incumbent)
+                others.insert(0, incumbent)
+            for other in others if not reference else ():
+                theirs = episodes(path.parent.parent / other.id / path.name)
+                if theirs and any(theirs[1]):
+                    reference = theirs[1]
+                    source = "incumbent" if other == incumbent else "other"
+                    break
+            planned.append(
+                PlannedTest(
+                    nodeid=item.nodeid,
+                    test=test,
+                    model=spec.id,
+                    model_name=spec.name,
+                    samples=samples,
+                    recorded=recorded,
+                    new=new_samples(settings.record_mode, samples, recorded),
+                    reference=reference,
+                    source=source,
+                )
+            )
+        return plan_recording(
+            planned,
+            settings.selected_ids or [s.id for s in settings.registry],
+            record_mode=settings.record_mode,
+            prices=settings.prices,
+            model_names={s.id: s.name for s in settings.registry},
+        )
+
     # -- running one (test, model) -----------------------------------------------------------
-    def _samples_for(self, item: pytest.Item, cassette_test: str) -> int:
+    def _samples_for(self, item: pytest.Item, cassette_test: str, spec: ModelSpec) -> int:
         samples = self.settings.samples
         if self.adaptive is not None:
             samples = self.adaptive_targets.get(cassette_test, self.adaptive.min_samples)
+            # every sample the cassette holds is evidence, in the recording run and in its
+            # replay alike, so both decide on the same outcomes (rewrite starts afresh)
+            have = self.recorded_samples.get((cassette_test, spec.id), 0)
+            if not self.settings.recording:
+                samples = max(have, 1)
+            elif self.settings.record_mode not in ("rewrite", "all"):
+                samples = max(samples, have)
         mark = item.get_closest_marker("samples")
         if mark is not None:
             try:
@@ -236,7 +308,7 @@ class Runner:
             kept = {k: mark.kwargs[k] for k in ("labels", "min_accuracy") if k in mark.kwargs}
             recording.dataset_settings = {k: list(v) if k == "labels" else v for k, v in kept.items()}
         self._publish(item, recording)
-        recording.samples = self._samples_for(item, cassette_test)
+        recording.samples = self._samples_for(item, cassette_test, spec)
         return recording
 
     def record(self, request: pytest.FixtureRequest, recording: Recording) -> Iterator[Recording]:
@@ -262,7 +334,15 @@ class Runner:
         from ..scrub import SecretInCassetteError
 
         mode = self.settings.record_mode
-        hint = _record_command(item.nodeid, recording.spec, "rewrite" if recording.had_cassette else "once")
+        sampled = None
+        if self.adaptive is not None:
+            sampled = "auto"
+        elif recording.samples > 1:
+            sampled = str(recording.samples)
+        hint = _record_command(
+            item.nodeid, recording.spec, "rewrite" if recording.had_cassette else "once", sampled
+        )
+        topup = _record_command(item.nodeid, recording.spec, "new_episodes", sampled or "1")
         hook = getattr(self.config.hook, "pytest_recording_configure", None)
 
         def configure(vcr: Any) -> None:
@@ -279,6 +359,10 @@ class Runner:
                 miss_hint=hint,
                 configure=configure,
                 parse_cache=self.parse_cache,
+                aliases=self.port_aliases,
+                samples=recording.samples,
+                topup_hint=topup,
+                record_errors=item.get_closest_marker("record_provider_errors") is not None,
             ) as cassette:
                 recording.session = cassette
                 yield recording
@@ -303,14 +387,13 @@ class Runner:
         self.budget_exhausted = self.budget_exhausted or over_calls or over_cost
         return over_calls or over_cost
 
-    def _count_recorded(self, recording: Recording) -> None:
+    def _cost(self, calls: list[dict[str, Any]], model: str) -> float:
         from ..metrics import price_for_call
 
-        new = recording.new_recorded_calls()
-        self.calls_recorded += len(new)
+        total = 0.0
         names = {s.id: s.name for s in self.settings.registry}
-        for call in new if self.settings.prices else ():
-            price = price_for_call(call, recording.spec.id, self.settings.prices, names)
+        for call in calls if self.settings.prices else ():
+            price = price_for_call(call, model, self.settings.prices, names)
             usage = call.get("usage") or {}
             cost = (
                 price.cost(
@@ -321,7 +404,26 @@ class Runner:
                 if price is not None
                 else None
             )
-            self.cost_recorded += cost or 0.0
+            total += cost or 0.0
+        return total
+
+    def _count_recorded(self, recording: Recording) -> None:
+        new = recording.new_recorded_calls()
+        self.calls_recorded += len(new)
+        self.cost_recorded += self._cost(new, recording.spec.id)
+
+    def _recorded_summary(self, recording: Recording) -> dict[str, Any] | None:
+        """What this (test, model) sent to the provider: for the progress lines and run.json."""
+        session = recording.session
+        if session is None or session.record_mode == "none" or not (session.recorded or session.retried):
+            return None
+        new = recording.calls[-session.recorded :] if session.recorded else []
+        return {
+            "model": recording.spec.id,
+            "calls": session.recorded + session.retried,
+            "cost_usd": round(self._cost(new, recording.spec.id), 6),
+            "retried": session.retried,
+        }
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
@@ -346,6 +448,8 @@ class Runner:
             if self._budget_spent(index):
                 break
             recording.sample_starts.append(len(recording.collector.results) if recording.collector else 0)
+            if recording.session is not None:
+                recording.session.sample = index  # replays from, and records into, episode ``index``
             problem = self._run_sample(function, kwargs, recording)
             recording.sample_outcomes.append("failed" if problem else "passed")
             if problem:
@@ -437,12 +541,25 @@ class Runner:
         recording = item.stash.get(recording_key, None)
         excinfo = call.excinfo
         missed = excinfo is not None and excinfo.errisinstance(CassetteMiss)
+        not_recorded = None
         if recording is not None:
             if missed:
-                recording.mark_missing()
+                session = recording.session
+                recording.mark_missing(
+                    f"the cassette has {len(session.episodes)} of {session.samples_wanted} samples"
+                    if session is not None and session.episode_miss()
+                    else None
+                )
             if call.when == "call":
                 recording.call_done = True
                 session = recording.session
+                if session is not None and session.record_mode != "none" and not missed:
+                    # a provider error the SDK did not get past (a 429, a 5xx, a timeout), caught
+                    # by the app or not: nothing of this recording is written, the old file stays
+                    not_recorded = session.not_recorded()
+                    if not_recorded:
+                        session.discard = True
+                        recording.missing = not_recorded
                 if (
                     session is not None
                     and session.record_mode in ("all", "rewrite")
@@ -454,10 +571,19 @@ class Runner:
                     session.discard = True
             if call.when == "teardown":
                 recording.read_calls()  # fixtures may call the model while tearing down
+                recording.recorded = self._recorded_summary(recording)
             self._publish(item, recording, full=call.when == "teardown")
         report = yield
         if missed and excinfo is not None:
             report.longrepr = str(excinfo.value)
+        if not_recorded and recording is not None:
+            kept = "the previous cassette is kept" if recording.had_cassette else "no cassette was written"
+            report.outcome = "failed"
+            report.longrepr = (
+                f"{not_recorded}; {kept} ({recording.cassette_rel}). Record it again once the "
+                "provider answers; mark the test @pytest.mark.record_provider_errors if it asserts "
+                "on the error itself"
+            )
         if self.settings.registry:
             self._scrub_report(report)
         if recording is not None and call.when == "teardown":

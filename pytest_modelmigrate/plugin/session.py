@@ -21,11 +21,58 @@ from .runner import Runner, model_param
 if TYPE_CHECKING:
     from ..analysis import Run
     from ..datasets import Example
+    from ..plan import RecordingPlan
     from ..settings import Settings
 
 __all__ = ["MigrationSession", "session_key"]
 
 session_key = pytest.StashKey["MigrationSession"]()
+
+
+def _verbosity_quiet(config: pytest.Config) -> bool:
+    return int(config.getoption("verbose", default=0) or 0) < 0
+
+
+class RecordingProgress:
+    """Calls recorded, spend and rate-limit waits per model, as the records arrive."""
+
+    interval = 10.0  # seconds between progress lines while recording
+
+    def __init__(self) -> None:
+        import time
+
+        self.planned: dict[str, int] = {}
+        self.models: dict[str, dict[str, float]] = {}
+        self._clock = time.monotonic
+        self._last = self._clock()
+
+    def add(self, recorded: dict[str, Any]) -> None:
+        model = str(recorded.get("model", ""))
+        totals = self.models.setdefault(model, {"calls": 0, "cost": 0.0, "waits": 0})
+        for key, field in (("calls", "calls"), ("cost_usd", "cost"), ("retried", "waits")):
+            value = recorded.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                totals[field] += value
+
+    def due(self) -> bool:
+        now = self._clock()
+        if not self.models or now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
+
+    def lines(self) -> list[str]:
+        lines = []
+        for model in sorted(set(self.models) | {m for m, n in self.planned.items() if n}):
+            totals = self.models.get(model, {"calls": 0, "cost": 0.0, "waits": 0})
+            planned = self.planned.get(model)
+            of = f" of ~{planned}" if planned else ""
+            waits = int(totals["waits"])
+            lines.append(
+                f"recording {model}: {int(totals['calls'])}{of} call(s), ${totals['cost']:.4f} spent, "
+                f"{waits} rate-limit wait(s)"
+            )
+        return lines
 
 
 def _short_message(report: pytest.TestReport) -> str:
@@ -51,6 +98,8 @@ class MigrationSession:
         self.written: list[Path] = []
         self.baseline: dict[str, Any] | None = None
         self.ran: set[str] = set()  # every test reported, for the shard label (--migration-shard)
+        self.plan: RecordingPlan | None = None  # what recording will call (--migration-plan)
+        self.progress = RecordingProgress()
         if settings.baseline_compare is not None and not self.is_worker:
             from ..baseline import BaselineError, load_run
 
@@ -74,6 +123,26 @@ class MigrationSession:
         self.log.set_order(item.nodeid for item in items)
         self._refuse_shared_cassettes(items)
         self.runner.plan_adaptive(items)
+        settings = self.settings
+        if settings.plan or (settings.recording and not self.is_worker and not _verbosity_quiet(self.config)):
+            self.plan = self.runner.plan_recording(items)
+            # a model with tests that have nothing recorded to estimate from has no honest total
+            self.progress.planned = {m.model: round(m.calls) for m in self.plan.models if not m.guessed}
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.settings.plan and self.plan is not None and not self.is_worker:
+            from ..plan import plan_lines
+
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line("")
+                for line in plan_lines(self.plan, dry_run=True):
+                    reporter.write_line(line)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        """``--migration-plan``: the plan is printed; nothing runs, nothing is called."""
+        return True if self.settings.plan else None
 
     def _refuse_shared_cassettes(self, items: list[pytest.Item]) -> None:
         """Two tests writing one cassette would overwrite each other's recording: refuse to start."""
@@ -118,9 +187,24 @@ class MigrationSession:
         if added is None:
             self.other_failures += report.failed
             return
+        if report.when == "teardown" and self.settings.recording:
+            self._progress(added.extra.get("recorded"))
         # The record has been read; pytest keeps every report until the end of the session, so
         # don't let it keep a second copy (model, prompt and checks_failed stay for JUnit XML).
         report.user_properties = [(k, v) for k, v in report.user_properties if k != PROPERTY]
+
+    def _progress(self, recorded: Any) -> None:
+        """Count what a (test, model) recorded; now and then, a progress line per model."""
+        progress = self.progress
+        if isinstance(recorded, dict):
+            progress.add(recorded)
+        if _verbosity_quiet(self.config) or not progress.due():
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            for line in progress.lines():
+                reporter.write_line(line)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         settings = self.settings
@@ -128,6 +212,8 @@ class MigrationSession:
             return []  # installed but unused: say nothing
         models = ", ".join(str(spec) for spec in settings.selected) or "none"
         incumbent = settings.incumbent.id if settings.incumbent else "none"
+        if settings.incumbent is not None and settings.compared_incumbent is None:
+            incumbent += ", not in this run: nothing is compared"
         samples = "; samples auto" if settings.samples_auto else ""
         samples = samples or (f"; samples {settings.samples}" if settings.samples > 1 else "")
         if settings.shard is not None:
@@ -151,7 +237,7 @@ class MigrationSession:
             return None
         policy = GatePolicy(
             mode=settings.gate_mode,
-            incumbent=settings.incumbent.id if settings.incumbent else None,
+            incumbent=settings.compared_incumbent.id if settings.compared_incumbent else None,
             tolerance=settings.tolerance,
             group_tolerance=group_tolerances(outcomes),
             alpha=settings.alpha,
@@ -165,7 +251,7 @@ class MigrationSession:
         run = analyse(
             outcomes,
             models=settings.selected or settings.registry,
-            incumbent=settings.incumbent.id if settings.incumbent else None,
+            incumbent=settings.compared_incumbent.id if settings.compared_incumbent else None,
             policy=policy,
             record_mode=settings.record_mode,
             samples=settings.samples,
@@ -173,6 +259,7 @@ class MigrationSession:
             baseline=self.baseline,
             adaptive=adaptive,
             shard=Shard(*settings.shard, tuple(sorted(self.ran))) if settings.shard else None,
+            incumbent_absent=settings.incumbent is not None and settings.compared_incumbent is None,
         )
         self.config.hook.pytest_modelmigrate_run(config=self.config, run=run)
         return run
@@ -199,6 +286,10 @@ class MigrationSession:
             return
         from ..reports.text import text_lines
 
+        if self.settings.recording and self.progress.models and not _verbosity_quiet(config):
+            terminalreporter.section("recording")
+            for line in self.progress.lines():
+                terminalreporter.write_line(line)
         terminalreporter.section("model migration matrix")
         lines = text_lines(self.run)
         gate = self.run.get("gate")
