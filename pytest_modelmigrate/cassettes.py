@@ -23,13 +23,16 @@ from .files import write_atomically
 from .scrub import Scrubber, assert_no_live_keys, find_live_keys, refuse_split_keys
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from vcr import VCR
 
 RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
 RECORDING_MODES = frozenset({"once", "new_episodes", "all", "rewrite"})
-DEFAULT_MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "modelmigrate_body")
+DEFAULT_MATCH_ON = ("method", "scheme", "host", "port", "path", "modelmigrate_query", "modelmigrate_body")
+# Query parameters an SDK upgrade adds or drops without changing the answer: anthropic 2.x stopped
+# sending ``?beta=true`` on beta messages; Azure's ``api-version`` moves while the body is equal.
+VOLATILE_QUERY = frozenset({"beta", "api-version"})
 MAX_NAME_LENGTH = 200
 _FORBIDDEN = re.compile(r"[<>?%*:|\"'/\\\x00-\x1f]")
 # Key under which the recorder keeps the measured latency inside each recorded response.
@@ -81,6 +84,69 @@ def cassette_path(
 # -- matching --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MatchIgnore:
+    """Request parts left out of matching: query parameter names, and JSON paths in the body
+    (``metadata.request_id``; ``*`` stands for any key or list index: ``messages.*.name``)."""
+
+    query: frozenset[str] = VOLATILE_QUERY
+    body: tuple[tuple[str, ...], ...] = ()
+
+    @classmethod
+    def parse(cls, lines: Sequence[str], where: str = "ini modelmigrate_match_ignore") -> MatchIgnore:
+        """``query:NAME`` and ``body:PATH`` lines (added to the volatile defaults)."""
+        query, body = set(VOLATILE_QUERY), []
+        for line in lines:
+            kind, _, value = str(line).strip().partition(":")
+            value = value.strip()
+            if kind.strip() == "query" and value:
+                query.add(value)
+            elif kind.strip() == "body" and value and all(value.split(".")):
+                body.append(tuple(value.split(".")))
+            elif str(line).strip():
+                raise ValueError(
+                    f"{where}: {str(line).strip()!r} is not 'query:NAME' or 'body:PATH' "
+                    "(e.g. query:beta, body:metadata.request_id)"
+                )
+        return cls(frozenset(query), tuple(body))
+
+
+_ignored = MatchIgnore()  # this session's, set by open_cassette
+
+
+def _drop(value: Any, path: tuple[str, ...]) -> None:
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        keys = list(value) if head == "*" else [head] if head in value else []
+        for key in keys:
+            if rest:
+                _drop(value[key], rest)
+            else:
+                del value[key]
+    elif isinstance(value, list) and rest:
+        indexes = (
+            range(len(value))
+            if head == "*"
+            else [int(head)]
+            if head.isdigit() and int(head) < len(value)
+            else []
+        )
+        for index in indexes:
+            _drop(value[index], rest)
+
+
+def _query(request: Any) -> tuple[tuple[str, str], ...]:
+    ignored = _ignored.query
+    return tuple((k, v) for k, v in request.query if k not in ignored)
+
+
+def query_matcher(r1: Any, r2: Any) -> None:
+    """vcrpy matcher: the query without the volatile parameters (:data:`VOLATILE_QUERY`)."""
+    q1, q2 = _query(r1), _query(r2)
+    if q1 != q2:
+        raise AssertionError(f"{list(q1)} != {list(q2)}")
+
+
 def _canonical_body(request: Any) -> bytes:
     cached: bytes | None = getattr(request, _CANONICAL_ATTR, None)
     if cached is not None:
@@ -91,7 +157,10 @@ def _canonical_body(request: Any) -> bytes:
     else:
         raw = body if isinstance(body, bytes) else str(body).encode()
         try:
-            canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+            data = json.loads(raw)
+            for path in _ignored.body:
+                _drop(data, path)
+            canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         except (ValueError, UnicodeDecodeError):
             canonical = raw
     with contextlib.suppress(AttributeError):  # a request type that refuses attributes: no cache
@@ -451,6 +520,7 @@ class CassetteSession:
     # when each request sent to the network while recording left, by ``id`` of the request; one
     # still here when the test is over got no response (a timeout or a connection error)
     in_flight: dict[int, float] = field(default_factory=dict, repr=False)
+    before_send: Callable[[Any], None] | None = field(default=None, repr=False)  # before a real request
 
     def episode_miss(self) -> bool:
         """Whether the request missed because this sample has no episode in the file yet."""
@@ -472,6 +542,12 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
         """Adds the latency of each new recording, tracks what the test used, explains misses."""
 
         _tags: list[int]  # the episode (sample) of each interaction in ``data``
+        # the write order of each interaction in ``data``: calls in flight together share a
+        # block (sorted by request within it, so concurrent calls do not churn the file); a
+        # call made alone has a block of its own, in the order it was made
+        _blocks: list[int]
+        _block: int = 0
+        _request_blocks: dict[int, int]
         _metadata: dict[str, Any]
         _before_record_request: Callable[[Any], Any]
         _loading = False
@@ -481,6 +557,8 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._tags = []
+            self._blocks = []
+            self._request_blocks = {}
             # vcrpy filters (deep-copies, then scrubs) each request three times per call, once
             # more what it filtered already (can_play_response_for passes its filtered copy to
             # __contains__); filtering is idempotent, so do it once per request.
@@ -517,6 +595,8 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 episodes, samples = [len(self.data)] if self.data else [], []
             session.episodes, session.stored_samples = episodes, samples
             self._tags = [index for index, size in enumerate(episodes) for _ in range(size)]
+            self._blocks = list(range(len(self.data)))
+            self._block = len(self.data)
 
         def _responses(self, request: Any) -> Any:
             """Matching recordings in order; with our default matchers, a dict look-up.
@@ -550,6 +630,11 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                     message = self._miss_message(request)
                     session.misses.append(message)
                     raise CassetteMiss(message)
+                if session.before_send is not None and filtered:
+                    session.before_send(request)  # the requests-per-minute limit, while recording
+                if not session.in_flight:
+                    self._block += 1  # nothing else in flight: a new block
+                self._request_blocks[id(request)] = self._block
                 session.in_flight[id(request)] = time.perf_counter()
             return playable
 
@@ -591,6 +676,8 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
             super().append(request, response)
             if start is not None and len(self.data) > before:
                 self._tags.extend([session.sample] * (len(self.data) - len(self._tags)))
+                block = self._request_blocks.pop(id(request), self._block)
+                self._blocks.extend([block] * (len(self.data) - len(self._blocks)))
                 # a new draw is never served again, not even to the same request later in the sample
                 self.play_counts[len(self.data) - 1] += 1
                 session.used.append(self.data[-1])
@@ -618,7 +705,16 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 keep = [i for i in keep if i >= loaded or self.play_counts[i] > 0]
             if fresh and len(self.data) == loaded:
                 return  # rewrite of a test that made no call: the old file stays
-            keep.sort(key=lambda i: tags[i] if i < len(tags) else 0)
+            # episodes in sample order; within one, requests in a stable order (calls made
+            # concurrently, asyncio.gather, arrive in any order: the file should not churn).
+            # Equal requests keep the order they were answered in, which is the order they replay.
+            blocks = self._blocks
+
+            def order(i: int) -> tuple[int, int, tuple[str, str, bytes]]:
+                block = blocks[i] if i < len(blocks) else i
+                return (tags[i] if i < len(tags) else 0, block, _order_key(self.data[i][0]))
+
+            keep.sort(key=order)
             ran = [str(x) for x in session.metadata.get("samples", [])]
             count = max(
                 [len(ran), *((tags[i] if i < len(tags) else 0) + 1 for i in keep)]
@@ -682,6 +778,12 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                     if reasons:
                         lines.append(f"  closest recording differs by {reasons}")
                         lines.append("  (the prompt or the request changed since it was recorded?)")
+                        if any(name in ("query", "body") for name, _ in explained):
+                            lines.append(
+                                "  a part that does not change the answer (an SDK-added flag, a "
+                                "request id) can be left out of matching: ini "
+                                "modelmigrate_match_ignore = query:NAME or body:PATH"
+                            )
                     else:
                         lines.append(
                             f"  the same request is recorded, but not for sample {session.sample + 1} "
@@ -757,6 +859,8 @@ def open_cassette(
     samples: int = 1,
     topup_hint: str = "",
     record_errors: bool = False,
+    match_ignore: MatchIgnore | None = None,
+    before_send: Callable[[Any], None] | None = None,
 ) -> Iterator[CassetteSession]:
     """Activate a cassette for one (test, model); yields the session that tracks its use.
 
@@ -769,7 +873,9 @@ def open_cassette(
     requests are recorded and matched as (an emulator per xdist worker, one fixed port).
     ``samples``: how many samples the test takes (episodes of the cassette); ``topup_hint``:
     the command that records only missing samples; ``record_errors``: keep transient provider
-    errors (429, 5xx) in the cassette instead of refusing to write it.
+    errors (429, 5xx) in the cassette instead of refusing to write it. ``match_ignore``: request
+    parts matching leaves out (default: the volatile query parameters). ``before_send`` is
+    called with each request about to reach the network (a rate limit).
     """
     from vcr import VCR
 
@@ -781,6 +887,7 @@ def open_cassette(
         samples_wanted=samples,
         topup_hint=topup_hint,
         record_errors=record_errors,
+        before_send=before_send,
     )
     options: dict[str, Any] = dict(user_config or {})
     options.pop("record_mode", None)
@@ -795,6 +902,9 @@ def open_cassette(
         serializer="yaml",
     )
     vcr.register_matcher("modelmigrate_body", body_matcher)
+    vcr.register_matcher("modelmigrate_query", query_matcher)
+    global _ignored
+    _ignored = match_ignore or MatchIgnore()
     AtomicPersister.scrubber = scrubber
     AtomicPersister.parse_cache = parse_cache
     vcr.register_persister(AtomicPersister)
@@ -945,6 +1055,7 @@ def _chain(first: Callable[[Any], Any], user: Any) -> list[Callable[[Any], Any]]
 
 # vcrpy names a matcher by its __name__ in "closest recording differs by ..." explanations.
 body_matcher.__name__ = "body"
+query_matcher.__name__ = "query"
 
 
 def _default_matchers() -> tuple[Any, ...]:
@@ -957,9 +1068,13 @@ def _default_matchers() -> tuple[Any, ...]:
         matchers.host,
         matchers.port,
         matchers.path,
-        matchers.query,
+        query_matcher,
         body_matcher,
     )
+
+
+def _order_key(request: Any) -> tuple[str, str, bytes]:
+    return (str(request.method), str(request.uri), _canonical_body(request))
 
 
 def _match_key(request: Any) -> tuple[Any, ...]:
@@ -970,6 +1085,6 @@ def _match_key(request: Any) -> tuple[Any, ...]:
         request.host,
         request.port,
         request.path or "/",
-        tuple(request.query),
+        _query(request),
         _canonical_body(request),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .cassettes import MatchIgnore
 from .models import ModelSpec, ModelSpecError, merge_registry, parse_models
 from .models import resolve as resolve_model
 
@@ -331,6 +332,24 @@ SETTINGS: tuple[Setting, ...] = (
         convert=_shard,
     ),
     _s(
+        "match_ignore",
+        "Request parts left out of cassette matching, one a line: query:NAME or body:PATH "
+        "(e.g. body:metadata.request_id; the query flags beta and api-version always are)",
+        ini="modelmigrate_match_ignore",
+        ini_type="linelist",
+        default=(),
+        convert=_lines,
+    ),
+    _s(
+        "record_rpm",
+        "Requests per minute while recording, per provider or host, e.g. openai=500, anthropic=50 "
+        "(shared by the xdist workers)",
+        ini="modelmigrate_record_rpm",
+        ini_type="linelist",
+        default=(),
+        convert=_lines,
+    ),
+    _s(
         "cassette_dir",
         "Folder for per-model cassettes, relative to each test module's folder (default: cassettes)",
         ini="modelmigrate_cassette_dir",
@@ -455,6 +474,8 @@ class Settings:
     baseline_compare: Path | None = None
     shard: tuple[int, int] | None = None  # (K, N) from --migration-shard: a label, selects nothing
     plan: bool = False  # --migration-plan: list what recording would call, then exit
+    match_ignore: MatchIgnore = field(default_factory=MatchIgnore)
+    record_rpm: Mapping[str, float] = field(default_factory=dict)
     cassette_dir: str = "cassettes"
     parse_cache: bool = True
     secret_env: tuple[str, ...] = ()
@@ -593,6 +614,8 @@ def resolve(
         min_drop=values["min_drop"],
         shard=values["shard"],
         plan=values["plan"],
+        match_ignore=_match_ignore(values["match_ignore"]),
+        record_rpm=_record_rpm(values["record_rpm"]),
         cassette_dir=str(values["cassette_dir"]).strip() or "cassettes",
         parse_cache=values["parse_cache"],
         secret_env=values["secret_env"],
@@ -614,6 +637,22 @@ def _rooted(value: str, rootpath: Path) -> Path | None:
         return None
     path = Path(value)
     return path if path.is_absolute() else rootpath / path
+
+
+def _match_ignore(lines: Sequence[str]) -> MatchIgnore:
+    try:
+        return MatchIgnore.parse(lines)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _record_rpm(lines: Sequence[str]) -> dict[str, float]:
+    from .ratelimit import parse_rpm
+
+    try:
+        return parse_rpm(lines)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _prices(lines: Sequence[str], file_value: str, rootpath: Path) -> dict[str, Any]:

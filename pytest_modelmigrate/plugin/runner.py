@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
 
     from ..plan import RecordingPlan
+    from ..ratelimit import RateLimiter
     from ..scrub import Scrubber
 
 __all__ = ["Runner", "model_param", "recording_key"]
@@ -138,6 +139,22 @@ class Runner:
             extra_response_headers=headers,
             extra_variables=list(self.settings.secret_env),
         )
+
+    @functools.cached_property
+    def rate_limiter(self) -> RateLimiter:
+        """``modelmigrate_record_rpm``: this process's share of each provider's limit."""
+        import os
+
+        from ..ratelimit import RateLimiter
+
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+        return RateLimiter(self.settings.record_rpm, workers=workers)
+
+    def _before_send(self, request: Any) -> None:
+        from ..ratelimit import provider_of
+
+        host = str(getattr(request, "host", "") or "")
+        self.rate_limiter.wait(host, provider_of(host, getattr(request, "path", "")))
 
     @functools.cached_property
     def snapshot_extension(self) -> type[Any]:
@@ -363,6 +380,8 @@ class Runner:
                 samples=recording.samples,
                 topup_hint=topup,
                 record_errors=item.get_closest_marker("record_provider_errors") is not None,
+                match_ignore=self.settings.match_ignore,
+                before_send=self._before_send if self.settings.record_rpm else None,
             ) as cassette:
                 recording.session = cassette
                 yield recording
