@@ -20,6 +20,7 @@ _SUBCOMMAND_MODULES = (
     "pytest_modelmigrate.adopt",
     "pytest_modelmigrate.reports.show",
     "pytest_modelmigrate.merge",
+    "pytest_modelmigrate.export",
 )
 
 
