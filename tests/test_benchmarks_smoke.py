@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 rb = load_benchmark("replay_bench")
+recb = load_benchmark("record_bench")
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +174,53 @@ def test_measure_and_report(suite: Any) -> None:
     assert f"| {rb.MODE_LABELS['c_stub']} |" in text
     assert "| (info) | info |" in text
     assert "nproc" in text
+
+
+# -- record_bench: recording serially and under xdist ---------------------------------------------
+
+RECORD_TINY = recb.Config(tests=1, samples=2, repeats=1, latency_ms=10, workers=2)  # 1 item per worker
+
+
+def test_record_bench_serial_and_xdist(tmp_path: Path) -> None:
+    """Both modes record every cassette with the fixed port; the -n cassettes replay offline."""
+    cfg = RECORD_TINY
+    m = recb.measure(cfg, tmp_path, log=lambda _: None, warm=False)
+    for mode in recb.MODES:
+        [result] = m.samples[mode]
+        assert result.counts == {"passed": cfg.items}, result.output[-3000:]
+        assert result.wall > 0
+        assert result.cpu > 0
+    # the workers' CPU is counted, not only the controller's
+    assert m.samples["parallel"][0].cpu > m.samples["serial"][0].cpu
+    assert m.interactions_checked == len(recb.MODES) * cfg.calls
+    assert m.replays_checked == 1
+    text = recb.render(m)
+    assert "| (a) serial |" in text
+    assert "| (b) `-n 2` |" in text
+    assert "| wall, (a) serial / (b) `-n 2` |" in text
+    assert "| CPU, (a) serial / (b) `-n 2` |" in text
+    assert "Theoretical serial floor: 4 calls × 10 ms = 0.04 s" in text
+    assert "Load average (1 / 5 / 15 min): start " in text
+    assert "nproc" in text
+
+
+def test_record_bench_check_fails_on_a_workers_port(tmp_path: Path) -> None:
+    """A cassette with a request to another port than the fixed one stops the benchmark."""
+    cfg = recb.Config(tests=1, samples=1)
+    project = recb.Project(tmp_path, 8765)
+    for name in recb.MODELS:
+        path = tmp_path / "cassettes" / recb.MODULE / name / "test_0.yaml"
+        path.parent.mkdir(parents=True)
+        port = 8765 if name == recb.MODELS[0] else 41234
+        path.write_text(f"interactions:\n- request: {{uri: 'http://127.0.0.1:{port}/v1/chat/completions'}}\n")
+    with pytest.raises(recb.BenchmarkError, match=r"127\.0\.0\.1:41234"):
+        recb.check_cassettes(project, cfg)
+    (tmp_path / "cassettes" / recb.MODULE / recb.MODELS[1] / "test_0.yaml").unlink()
+    with pytest.raises(recb.BenchmarkError, match="1 cassette"):
+        recb.check_cassettes(project, cfg)
+
+
+def test_record_bench_summary_counts() -> None:
+    output = "....\nmigration gate (strict): PASSED\n3 passed, 1 failed, 2 errors in 4.20s\n"
+    assert recb.summary_counts(output) == {"passed": 3, "failed": 1, "errors": 2}
+    assert recb.summary_counts("no summary here") == {}

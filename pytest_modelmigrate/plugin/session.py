@@ -291,7 +291,8 @@ class MigrationSession:
             for line in self.progress.lines():
                 terminalreporter.write_line(line)
         terminalreporter.section("model migration matrix")
-        lines = text_lines(self.run)
+        verbose = int(config.getoption("verbose", default=0) or 0) > 0
+        lines = text_lines(self.run, max_tests=None) if verbose else text_lines(self.run)
         gate = self.run.get("gate")
         passed = bool(gate.get("passed")) if isinstance(gate, dict) else True
         for line in lines[:-1]:

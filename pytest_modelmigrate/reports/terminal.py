@@ -51,15 +51,46 @@ def _clip(label: str, width: int = MAX_LABEL) -> str:
     return label[: keep // 2] + "…" + label[-(keep - keep // 2) :]
 
 
-def matrix_lines(matrix: Matrix, *, column_names: Sequence[str] | None = None) -> list[str]:
-    """The pass-rate grid: a row per prompt group (its total), a row per test, a total row."""
+MAX_TEST_ROWS = 200  # test rows the terminal matrix shows before it folds the passing ones
+
+
+def _clean(row: Row, models: Sequence[str]) -> bool:
+    """Every model passed every sample of this test: nothing to read in its row."""
+    return all(
+        row.cells[m].total > 0
+        and row.cells[m].passed == row.cells[m].total
+        and set(row.cells[m].outcomes) <= {"passed"}
+        for m in models
+    )
+
+
+def matrix_lines(
+    matrix: Matrix, *, column_names: Sequence[str] | None = None, max_tests: int | None = None
+) -> list[str]:
+    """The pass-rate grid: a row per prompt group (its total), a row per test, a total row.
+
+    Past ``max_tests`` test rows, each group shows only its tests with something to read (a
+    failure, a missing or errored cell; at most ``max_tests`` of them in all) and one line for
+    the rest, so a 10,000-test suite reads group by group.
+    """
     names = list(column_names or matrix.models)
     rows: list[tuple[str, list[str]]] = []
+    fold = max_tests is not None and sum(len(g.tests) for g in matrix.groups) > max_tests
+    budget = max_tests or 0
+    folded = 0
     for group in matrix.groups:
         rows.append((_clip(group.name), [format_cell(group.totals[m]) for m in matrix.models]))
-        for row in group.tests:
+        tests = group.tests
+        if fold:
+            tests = [row for row in group.tests if not _clean(row, matrix.models)][: max(budget, 0)]
+            budget -= len(tests)
+        for row in tests:
             label = "  " + _clip(short_test_name(row.name, group.name), MAX_LABEL - 2)
             rows.append((label, [format_cell(row.cells[m]) for m in matrix.models]))
+        hidden = len(group.tests) - len(tests)
+        if hidden:
+            folded += hidden
+            rows.append((f"  ({hidden} more test(s) not shown)", ["" for _ in matrix.models]))
     rows.append(("total", [format_cell(matrix.totals[m]) for m in matrix.models]))
     label_width = max(len(label) for label, _ in rows)
     widths = [max(len(names[i]), *(len(cells[i]) for _, cells in rows)) for i in range(len(names))]
@@ -68,6 +99,12 @@ def matrix_lines(matrix: Matrix, *, column_names: Sequence[str] | None = None) -
     for label, cells in rows:
         line = f"{label:<{label_width}}" + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths, strict=True))
         lines.append(line.rstrip())
+    if folded:
+        lines.append(
+            f"{folded} test row(s) not shown: past {max_tests} test rows, only tests with a failed, "
+            "missing or errored cell are listed; pytest -v and the JSON, Markdown and HTML reports "
+            "show every test"
+        )
     return lines
 
 

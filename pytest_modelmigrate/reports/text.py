@@ -11,7 +11,7 @@ from typing import Any
 
 from ..gate import gate_lines
 from .breakdown import breakdown_lines, run_breakdown
-from .terminal import matrix_from_dict, matrix_lines, metrics_lines
+from .terminal import MAX_TEST_ROWS, matrix_from_dict, matrix_lines, metrics_lines
 
 __all__ = ["render_text", "text_lines"]
 
@@ -41,10 +41,11 @@ def missing_lines(run: Mapping[str, Any], max_items: int = 20) -> list[str]:
     return lines
 
 
-def text_lines(run: Mapping[str, Any]) -> list[str]:
+def text_lines(run: Mapping[str, Any], *, max_tests: int | None = MAX_TEST_ROWS) -> list[str]:
     """The matrix, failed checks, dataset metrics, metrics, baseline, sampling, gaps and decision.
 
-    The last line is the gate line (the terminal colours it).
+    The last line is the gate line (the terminal colours it). Past ``max_tests`` test rows the
+    matrix folds the passing tests (None: every row).
     """
     from ..adaptive import summary_lines
     from ..baseline import comparison_lines
@@ -57,7 +58,7 @@ def text_lines(run: Mapping[str, Any]) -> list[str]:
     ]
     matrix = run.get("matrix")
     if isinstance(matrix, Mapping) and matrix.get("models"):
-        lines += matrix_lines(matrix_from_dict(matrix))
+        lines += matrix_lines(matrix_from_dict(matrix), max_tests=max_tests)
     checks = breakdown_lines(run_breakdown(run), failing_only=True)
     if checks:
         lines += [
