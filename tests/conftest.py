@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 # imported inside a pytester project would be imported again (seconds) on every run.
 # hypothesis's pytest plugin imports it again at the end of every in-process run otherwise.
 import anthropic  # noqa: F401
-import hypothesis  # noqa: F401
+import hypothesis
 import openai  # noqa: F401
 import pytest
 
@@ -22,6 +22,15 @@ from pytest_modelmigrate.emulator import Emulator
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+# Property tests never time out on a loaded machine, and in CI they draw the same examples on
+# every run (a failure there is a bug to fix, not a roll of the dice): HYPOTHESIS_PROFILE=dev to
+# explore more widely.
+hypothesis.settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis.settings.register_profile("dev", deadline=None)
+hypothesis.settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
