@@ -53,6 +53,7 @@ class Recording:
     calls: list[dict[str, Any]] = field(default_factory=list)
     counted: int = 0  # recorded calls already counted against the sampling budget
     recorded: dict[str, Any] | None = None  # what this run sent to the provider (calls, cost, waits)
+    regression_case: dict[str, Any] | None = None  # the past failure this test guards against
     _parsed: dict[int, Call] = field(default_factory=dict, repr=False)
 
     def mark_missing(self, reason: str | None = None) -> None:
@@ -173,6 +174,8 @@ class Recording:
             record["prompt"] = self.prompt
         if self.missing:
             record["missing"] = self.missing
+        if self.regression_case:
+            record["regression_case"] = self.regression_case
         if full:
             record["calls"] = self.calls
             record["samples"] = list(self.sample_outcomes)

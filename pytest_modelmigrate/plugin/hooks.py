@@ -24,8 +24,10 @@ __all__ = [
 MARKERS = (
     "models(only=None, skip=None, xfail=None): run this test on some models only, skip some, "
     "or expect it to fail on some (xfail={'model': 'reason'})",
-    "prompt(name, purpose=None, sensitivities=None): the prompt this test guards; "
-    "groups tests in the migration matrix",
+    "prompt(name, purpose=None, sensitivities=None, tolerance=None, version=None, rationale=None, "
+    "target_model=None): the prompt this test guards; groups tests in the migration matrix",
+    "regression_case(description, fixed_in=None): this test guards a past failure of its prompt; "
+    "the migration document lists it with its outcome per model",
     "samples(n): run this prompt test n times per model (overrides --samples)",
     "record_provider_errors: keep a provider's 429/5xx answers in this test's cassette (for a test "
     "that asserts on the error); otherwise a recording the provider refused is not written",

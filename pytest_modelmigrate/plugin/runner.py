@@ -70,6 +70,29 @@ def _iterable(value: Any) -> list[Any]:
         return [value]
 
 
+PROMPT_KEYS = ("purpose", "sensitivities", "tolerance", "version", "rationale", "target_model")
+
+
+def _regression_case(item: pytest.Item) -> dict[str, Any] | None:
+    """``@pytest.mark.regression_case("4 bullets on gpt-4.1", fixed_in="v3")``: a past failure
+    this test guards against (the migration document lists these per prompt)."""
+    mark = item.get_closest_marker("regression_case")
+    if mark is None:
+        return None
+    what = mark.args[0] if mark.args else mark.kwargs.get("description")
+    unknown = sorted(set(mark.kwargs) - {"description", "fixed_in"})
+    if not isinstance(what, str) or not what.strip() or unknown or len(mark.args) > 1:
+        pytest.fail(
+            f"{item.nodeid}: @pytest.mark.regression_case needs what went wrong first, and only "
+            "fixed_in= besides, e.g. @pytest.mark.regression_case('4 bullets on gpt-4.1', fixed_in='v3')",
+            pytrace=False,
+        )
+    case: dict[str, Any] = {"description": what.strip()}
+    if mark.kwargs.get("fixed_in") is not None:
+        case["fixed_in"] = str(mark.kwargs["fixed_in"])
+    return case
+
+
 def _prompt_of(item: pytest.Item, test: str) -> tuple[str, dict[str, Any]]:
     """The prompt group and its description from ``@pytest.mark.prompt`` (the module otherwise)."""
     mark = item.get_closest_marker("prompt")
@@ -82,13 +105,21 @@ def _prompt_of(item: pytest.Item, test: str) -> tuple[str, dict[str, Any]]:
             pytrace=False,
         )
     group = mark.args[0]
-    unknown = sorted(set(mark.kwargs) - {"purpose", "sensitivities", "tolerance"})
+    unknown = sorted(set(mark.kwargs) - set(PROMPT_KEYS))
     if unknown:
         pytest.fail(
             f"{item.nodeid}: @pytest.mark.prompt got unknown argument(s) {unknown}; "
-            "use purpose='...', sensitivities=['...'] or tolerance=0.05",
+            "use purpose='...', sensitivities=['...'], tolerance=0.05, version='v3', "
+            "rationale='...' or target_model='gpt-5'",
             pytrace=False,
         )
+    for key in ("purpose", "rationale", "target_model", "version"):
+        value = mark.kwargs.get(key)
+        if (value is not None and not isinstance(value, (str, int))) or isinstance(value, bool):
+            pytest.fail(
+                f"{item.nodeid}: @pytest.mark.prompt({key}={value!r}) must be a string",
+                pytrace=False,
+            )
     sensitivities = mark.kwargs.get("sensitivities", [])
     if isinstance(sensitivities, str) or not all(isinstance(x, str) for x in _iterable(sensitivities)):
         pytest.fail(
@@ -97,10 +128,10 @@ def _prompt_of(item: pytest.Item, test: str) -> tuple[str, dict[str, Any]]:
             pytrace=False,
         )
     prompt: dict[str, Any] = {"name": group}
-    for key in ("purpose", "sensitivities", "tolerance"):
-        if key in mark.kwargs:
+    for key in PROMPT_KEYS:
+        if key in mark.kwargs and mark.kwargs[key] is not None:
             value = mark.kwargs[key]
-            prompt[key] = list(value) if key == "sensitivities" else value
+            prompt[key] = list(value) if key == "sensitivities" else str(value) if key == "version" else value
     tolerance = prompt.get("tolerance")
     if "tolerance" in prompt and not (
         isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 <= tolerance < 1
@@ -319,6 +350,7 @@ class Runner:
             example=example,
             had_cassette=cassette is not None and cassette.exists(),
         )
+        recording.regression_case = _regression_case(item)
         item.stash[recording_key] = recording
         mark = item.get_closest_marker("dataset")
         if mark is not None:

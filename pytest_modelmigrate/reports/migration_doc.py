@@ -2,8 +2,10 @@
 
 Pure; takes the run dict. Per prompt (``@pytest.mark.prompt(name, purpose=..., sensitivities=[...])``,
 or the module for unmarked tests): its purpose, known sensitivities, the verdict per candidate,
-its regression cases (the tests that guard it, with results per model), the checks that
-failed, and the baselines per model (quality, latency, tokens, cost).
+its version and why it changed (``version=``, ``rationale=``, ``target_model=``), its regression
+cases (``@pytest.mark.regression_case``: the past failures it guards, with results per model and
+the triage they give), every test with its results, the checks that failed, and the baselines per
+model (quality, latency, tokens, cost).
 """
 
 from __future__ import annotations
@@ -29,14 +31,32 @@ def _prompt_info(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for o in run.get("outcomes") or []:
         prompt = o.get("prompt")
         group = str(o.get("group", ""))
-        entry = info.setdefault(group, {"purpose": None, "sensitivities": []})
+        entry = info.setdefault(group, {"purpose": None, "sensitivities": [], "cases": {}})
         if isinstance(prompt, Mapping):
-            if prompt.get("purpose") and not entry["purpose"]:
-                entry["purpose"] = str(prompt["purpose"])
+            for key in ("purpose", "version", "rationale", "target_model"):
+                if prompt.get(key) and not entry.get(key):
+                    entry[key] = str(prompt[key])
             for s in prompt.get("sensitivities") or []:
                 if str(s) not in entry["sensitivities"]:
                     entry["sensitivities"].append(str(s))
+        case = o.get("regression_case")
+        if isinstance(case, Mapping) and case.get("description"):
+            entry["cases"].setdefault(str(o.get("test", "")), dict(case))
     return info
+
+
+def _case_triage(cells: list[Mapping[str, Any] | None]) -> str:
+    """The regression cases on one model: all pass, all fail, or some (the seed's language)."""
+    rated = [c for c in cells if c and int(c.get("total") or 0) > 0]
+    if not rated:
+        return "no evidence"
+    passing = sum(int(c["passed"]) == int(c["total"]) for c in rated)
+    failing = sum(int(c["passed"]) == 0 for c in rated)
+    if passing == len(cells):
+        return f"migrate as is (all {passing} regression case(s) pass)"
+    if failing == len(cells):
+        return f"re-engineer (all {failing} regression case(s) fail)"
+    return f"investigate ({passing} of {len(cells)} regression case(s) pass)"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -75,10 +95,17 @@ def render_migration_doc(run: Mapping[str, Any]) -> str:
         ]
     for group in matrix.get("groups") or []:
         name = str(group["name"])
-        entry = info.get(name, {"purpose": None, "sensitivities": []})
+        entry = info.get(name, {"purpose": None, "sensitivities": [], "cases": {}})
         lines += [f"## {escape(name)}", ""]
         lines.append(f"**Purpose:** {escape(entry['purpose']) if entry['purpose'] else '_not stated_'}")
         lines.append("")
+        if entry.get("version") or entry.get("rationale") or entry.get("target_model"):
+            version = f"**Version:** {escape(entry.get('version') or '_not stated_')}"
+            if entry.get("target_model"):
+                version += f", tuned for {escape(entry['target_model'])}"
+            if entry.get("rationale"):
+                version += f". Why: {escape(entry['rationale'])}"
+            lines += [version, ""]
         if entry["sensitivities"]:
             lines.append("**Known sensitivities:**")
             lines.append("")
@@ -98,7 +125,36 @@ def render_migration_doc(run: Mapping[str, Any]) -> str:
                 )
             lines.append("")
 
+        cases: Mapping[str, Mapping[str, Any]] = entry.get("cases") or {}
         lines += ["### Regression cases", ""]
+        case_rows = [row for row in group["tests"] if row["name"] in cases]
+        if case_rows:
+            lines += _table(
+                ["past failure", "fixed in", "test", *(escape(m) for m in models)],
+                [
+                    [
+                        escape(str(cases[row["name"]]["description"])),
+                        escape(str(cases[row["name"]].get("fixed_in") or "")),
+                        escape(short_test_name(row["name"], name)),
+                    ]
+                    + [cell_text(row["cells"].get(m), interval=interval) for m in models]
+                    for row in case_rows
+                ],
+            )
+            lines += ["", "**Triage from the regression cases:**", ""]
+            for m in models:
+                if m == incumbent:
+                    continue
+                triage = _case_triage([row["cells"].get(m) for row in case_rows])
+                statistical = (per_candidate.get(m) or {}).get("verdict")
+                beside = f" (statistical verdict: {escape(str(statistical))})" if statistical else ""
+                lines.append(f"- {escape(m)}: {triage}{beside}")
+        else:
+            lines.append(
+                "_none marked: mark a test that guards a past failure "
+                '`@pytest.mark.regression_case("what broke", fixed_in="v2")`_'
+            )
+        lines += ["", "### Tests", ""]
         rows = [
             [escape(short_test_name(row["name"], name))]
             + [cell_text(row["cells"].get(m), interval=interval) for m in models]
