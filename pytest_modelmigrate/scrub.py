@@ -118,6 +118,8 @@ _ACCOUNT_IDS = re.compile("|".join(p.pattern for p in ACCOUNT_ID_PATTERNS))
 _ACCOUNT_IDS_BYTES = re.compile(_ACCOUNT_IDS.pattern.encode())
 # Everything scrub_text masks beyond the known values, as one pattern (one search per string).
 _SHOWN = re.compile("|".join(p.pattern for p in (*LIVE_KEY_PATTERNS, *ACCOUNT_ID_PATTERNS)))
+# Every match of _SHOWN starts with one of these (a cheap test before the search).
+_SHOWN_PREFIXES = ("sk-", "Bearer ", "AIza", "hf_", "org-", "proj_")
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -187,12 +189,19 @@ class Scrubber:
             if len(value) >= _PREFIX_MIN_SECRET
         ]
         self._partial_bytes = [re.compile(p.pattern.encode()) for p in self._partial]
+        # Whether a search of a value's JSON text finds every secret its strings hold: true
+        # unless a secret has a character JSON escapes (a quote, a backslash, a control one).
+        self._json_searchable = not any(
+            any(c in '"\\' or ord(c) < 0x20 for c in form) for form, _ in self._forms
+        )
 
     def redact_known(self, text: str) -> str:
         """``text`` without the known secrets (the very same object when there were none).
 
         What cassettes get: a string that only looks like a key is left for the last scan.
         """
+        if not self._forms:
+            return text
         original = text
         for form, replacement in self._forms:
             if form in text:
@@ -213,7 +222,9 @@ class Scrubber:
         """``text`` as the plugin may show it (reports, snapshots, failure text): the known secrets,
         any string shaped like a live key and OpenAI account ids replaced by ``<redacted>``.
         The very same object when there was nothing to remove."""
-        scrubbed = _SHOWN.sub(REDACTED, self.redact_known(text))
+        scrubbed = self.redact_known(text)
+        if any(prefix in scrubbed for prefix in _SHOWN_PREFIXES):  # most text holds none: skip the search
+            scrubbed = _SHOWN.sub(REDACTED, scrubbed)
         return text if scrubbed == text else scrubbed
 
     def scrub_data(self, value: Any) -> Any:
@@ -221,20 +232,32 @@ class Scrubber:
         string, keys included: for reports and other records built from test output.
 
         Containers are copied only where something was removed (tuples become lists); the rest
-        is returned as it is, so a large run is not held twice.
+        is returned as it is, so a large run is not held twice. A large value with nothing to
+        remove (a CI replay: no keys set, none in the answers) costs one ``json.dumps`` and one
+        search of its text, not a walk of every string.
         """
+        if isinstance(value, (dict, list)) and self._json_searchable:
+            try:
+                text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            except (TypeError, ValueError, RecursionError):
+                text = None  # not plain JSON: walk it
+            if text is not None and self.scrub_text(text) is text:
+                return value
+        return self._scrub_data(value)
+
+    def _scrub_data(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.scrub_text(value)
         if isinstance(value, dict):
-            items = [(self.scrub_data(k), self.scrub_data(v)) for k, v in value.items()]
+            items = [(self._scrub_data(k), self._scrub_data(v)) for k, v in value.items()]
             if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)):
                 return value
             return dict(items)
         if isinstance(value, list):
-            scrubbed = [self.scrub_data(v) for v in value]
+            scrubbed = [self._scrub_data(v) for v in value]
             return value if all(a is b for a, b in zip(scrubbed, value, strict=True)) else scrubbed
         if isinstance(value, tuple):
-            return [self.scrub_data(v) for v in value]
+            return [self._scrub_data(v) for v in value]
         return value
 
     def scrub_object(self, value: Any, _seen: set[int] | None = None) -> Any:
