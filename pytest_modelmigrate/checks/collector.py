@@ -51,6 +51,7 @@ class CheckCollector:
         model: str,
         recording: CallSource | None = None,
         last_call: Callable[[], Call | None] | None = None,
+        all_calls: Callable[[], list[Call]] | None = None,
         incumbent_output: Callable[[], str | None] | None = None,
         embedder: Embedder | None = None,
         judge: Judge | None = None,
@@ -58,6 +59,8 @@ class CheckCollector:
         self.test_id = test_id
         self.model = model
         self._last_call = recording.last_call if recording is not None else last_call
+        found = getattr(recording, "generation_calls", None) if recording is not None else all_calls
+        self._all_calls: Callable[[], list[Call]] | None = found if callable(found) else None
         self._incumbent_output = recording.incumbent_output if recording is not None else incumbent_output
         self.embedder = embedder
         self.judge_config = judge
@@ -77,15 +80,88 @@ class CheckCollector:
 
     # --- plumbing -------------------------------------------------------------------------
 
+    def _recorded(self) -> list[Call]:
+        if self._all_calls is not None:
+            return list(self._all_calls())
+        last = self._last_call() if self._last_call is not None else None
+        return [] if last is None else [last]
+
     def _output(self, output: CheckInput, check: str) -> CheckInput:
         if output is not None:
-            return output
+            return self._through_recording(output)
         call = self._last_call() if self._last_call is not None else None
         if call is None:
             raise ChecksConfigError(
                 f"{check}: no output given and no model call recorded in this test so far"
             )
         return call
+
+    def _through_recording(self, output: CheckInput) -> CheckInput:
+        """A wrapper result (LangChain, litellm, pydantic-ai, instructor) as the recorded call it
+        came from (the same response id), so the check sees the request too; else as given."""
+        from pytest_modelmigrate.checks import wrappers
+        from pytest_modelmigrate.providers.base import Call
+
+        if isinstance(output, (str, bytes, dict, list, Call)) or isinstance(
+            getattr(output, "call", None), Call
+        ):
+            return output
+        try:
+            read = wrappers.read_wrapper(output)
+        except (TypeError, ValueError):
+            return output  # the check reports it
+        if read is None or not read.response_id:
+            return output
+        return wrappers.recorded_match(read, self._recorded()) or output
+
+    # --- picking a call -------------------------------------------------------------------
+
+    def calls(
+        self,
+        endpoint: str | None = None,
+        *,
+        tool: str | None = None,
+        prompt: str | re.Pattern[str] | None = None,
+        final: bool = False,
+        ok: bool | None = None,
+    ) -> list[Call]:
+        """The test's model calls so far, in recorded order (judge and embedding calls left out),
+        filtered: ``endpoint`` (``"chat.completions"``, ``"responses"``, ``"messages"``), ``tool``
+        (the model called that tool), ``prompt`` (a regex searched in the request's text: system,
+        user messages, tool results), ``final`` (answers: no tool call, unless the request forced
+        one), ``ok`` (successful or failed calls). Each is usable as any check's ``output``.
+        """
+        from pytest_modelmigrate.checks import wrappers
+
+        try:
+            return wrappers.pick_calls(
+                self._recorded(), endpoint=endpoint, tool=tool, prompt=prompt, final=final, ok=ok
+            )
+        except ChecksConfigError as exc:
+            raise ChecksConfigError(f"{self.test_id} [{self.model}]: {exc}") from None
+
+    def call(
+        self,
+        index: int = -1,
+        *,
+        endpoint: str | None = None,
+        tool: str | None = None,
+        prompt: str | re.Pattern[str] | None = None,
+        final: bool = False,
+        ok: bool | None = None,
+    ) -> Call:
+        """One call of :meth:`calls` with the same filters: ``index`` in the filtered list (-1, the
+        default, is the last). ``checks.call(final=True)`` is the final answer after a tool loop,
+        an agent or retries; ``checks.call(prompt="Paris")`` one call of an ``asyncio.gather``.
+        Raises :class:`ChecksConfigError` listing the test's calls when none matches."""
+        from pytest_modelmigrate.checks import wrappers
+
+        try:
+            return wrappers.pick_call(
+                self._recorded(), index, endpoint=endpoint, tool=tool, prompt=prompt, final=final, ok=ok
+            )
+        except ChecksConfigError as exc:
+            raise ChecksConfigError(f"{self.test_id} [{self.model}]: {exc}") from None
 
     def _run(
         self, check: str, fn: Callable[..., CheckResult], output: CheckInput, *args: Any, **kwargs: Any

@@ -2,7 +2,9 @@
 
 Pure module: no pytest import. Every check takes its output as plain text, an SDK response
 object, a :class:`~pytest_modelmigrate.providers.base.Call`, an object carrying one (a
-``PromptResponse``), or nothing (the collector then reads the test's last recorded call).
+``PromptResponse``), a wrapper library's result (LangChain, litellm, pydantic-ai, instructor: see
+:mod:`~pytest_modelmigrate.checks.wrappers`), or nothing (the collector then reads the test's last
+recorded call).
 """
 
 from __future__ import annotations
@@ -142,16 +144,26 @@ def resolve_output(output: CheckInput, check: str, *, allow_parsed: bool = False
         return ResolvedOutput(text=output, call=None, source="text")
     if isinstance(output, bytes):
         return ResolvedOutput(text=output.decode("utf-8", "replace"), call=None, source="text")
+    from pytest_modelmigrate.checks.wrappers import answer_text, read_wrapper
+
     if isinstance(output, call_cls):
-        return ResolvedOutput(text=output.text, call=output, source="call")
+        return ResolvedOutput(text=answer_text(output), call=output, source="call")
     inner = getattr(output, "call", None)
     if isinstance(inner, call_cls):
-        return ResolvedOutput(text=inner.text, call=inner, source="call")
+        return ResolvedOutput(text=answer_text(inner), call=inner, source="call")
     if isinstance(output, (dict, list)):
         if allow_parsed:
             return ResolvedOutput(text=json.dumps(output), call=None, source="json", parsed=output)
         raise ChecksConfigError(
             f"{check}: got a {type(output).__name__}; pass the model's text, an SDK response or a Call"
         )
+    try:
+        read = read_wrapper(output)
+    except (TypeError, ValueError) as exc:
+        raise ChecksConfigError(
+            f"{check}: cannot read a {type(output).__name__} as a model response: {exc}"
+        ) from exc
+    if read is not None:
+        return ResolvedOutput(text=read.text, call=read.call, source=read.source)
     call = _convert_sdk_object(output, check)
     return ResolvedOutput(text=call.text, call=call, source=f"sdk:{type(output).__name__}")

@@ -28,7 +28,7 @@ def parse(body: dict[str, Any]) -> Request:
         every.append(text)
         if message.get("role") in _SYSTEM_ROLES:
             system.append(text)
-        elif message.get("role") == "user":
+        elif message.get("role") in ("user", "tool", "function"):  # tool results, as Anthropic's
             user.append(text)
     fmt = body.get("response_format") or {}
     schema: dict[str, Any] | None = None

@@ -40,8 +40,9 @@ def parse(body: dict[str, Any]) -> Request:
                     system.append(text)
                 elif item["role"] == "user":
                     user.append(text)
-            elif isinstance(item.get("output"), str):
+            elif isinstance(item.get("output"), str):  # a function_call_output: matched like a user text
                 every.append(item["output"])
+                user.append(item["output"])
     else:
         raise RequestError("'input' must be a string or an array of input items", param="input")
     fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .exchange import Request
 
-__all__ = ["auto_text", "auto_tool_call", "schema_instance"]
+__all__ = ["as_schema_text", "auto_text", "auto_tool_call", "forced_tool_call", "schema_instance"]
 
 _SNIPPET = 60
 
@@ -35,6 +35,74 @@ def auto_tool_call(call: Request) -> tuple[str, str] | None:
         return None
     tool = next((t for t in call.tools if t.name == call.forced_tool), call.tools[0])
     return tool.name, json.dumps(schema_instance(tool.parameters), ensure_ascii=False)
+
+
+def _parse_json(text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _fits(value: object, schema: dict[str, Any]) -> bool:
+    import jsonschema
+
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError:
+        return False
+    except jsonschema.SchemaError:
+        return isinstance(value, dict)
+    return True
+
+
+def _with_text(schema: dict[str, Any], text: str) -> Any:
+    """An instance of ``schema`` with ``text`` in its first string property (or as the value)."""
+    value = schema_instance(schema)
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            for name, sub in props.items():
+                if isinstance(sub, dict) and sub.get("type") == "string" and name in value:
+                    value[name] = text
+                    return value
+        return value
+    return text if isinstance(value, str) else value
+
+
+def forced_tool_call(call: Request, text: str | None) -> tuple[str, str] | None:
+    """(name, JSON arguments) for a scripted text answer to a request that forces a tool call.
+
+    A JSON object reply becomes the arguments (of the forced tool; with ``required``/``any``, of
+    the first tool whose parameters it validates against and declare all its keys, else the first
+    it validates against, else the first tool); any other reply
+    becomes an instance of the tool's parameter schema, the text in its first string property.
+    None when the request forces no tool.
+    """
+    if call.forced_tool is None or not call.tools:
+        return None
+    named = [t for t in call.tools if t.name == call.forced_tool] if call.forced_tool else []
+    candidates = named or list(call.tools)
+    value = _parse_json(text)
+    if isinstance(value, dict) and text is not None:
+        valid = [t for t in candidates if _fits(value, t.parameters)]
+        declared = [t for t in valid if set(value) <= set(t.parameters.get("properties") or {})]
+        tool = (declared or valid or candidates)[0]
+        return tool.name, text
+    tool = candidates[0]
+    if text is None:
+        return tool.name, json.dumps(schema_instance(tool.parameters), ensure_ascii=False)
+    return tool.name, json.dumps(_with_text(tool.parameters, text), ensure_ascii=False)
+
+
+def as_schema_text(call: Request, text: str) -> str:
+    """A scripted reply under a ``json_schema`` response format: JSON text as is, any other text
+    placed in an instance of the schema (its first string property)."""
+    if call.schema is None or _parse_json(text) is not None or text.strip() == "null":
+        return text
+    return json.dumps(_with_text(call.schema, text), ensure_ascii=False)
 
 
 def schema_instance(schema: object, root: object = None, depth: int = 0) -> Any:

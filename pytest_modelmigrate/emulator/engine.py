@@ -213,6 +213,12 @@ class Engine:
                 calls = [forced]
             else:
                 text = autoreply.auto_text(call)
+        elif refusal is None and not calls:  # a scripted text answer: honour a forced tool, a schema
+            forced_call = autoreply.forced_tool_call(call, text)
+            if forced_call is not None:
+                calls, text = [forced_call], None
+            elif text is not None:
+                text = autoreply.as_schema_text(call, text)
         if text is not None and draw.wrapped:
             text = f"Here is the JSON:\n```json\n{text}\n```"
 
