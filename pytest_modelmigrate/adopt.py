@@ -5,6 +5,12 @@ per model id: ``<test_dir>/cassettes/<module>/<model>/<test>.yaml``. Adopting co
 each cassette one level down, into the model's folder. Nothing is ever overwritten, and nothing
 is written at all unless every file is a readable cassette and no destination exists yet.
 
+A folder holding both cassettes and module folders has both adopted. A subfolder of a module
+folder is a model's folder (already adopted): it is skipped with a warning, and passing a model's
+folder itself is refused, so one model's folder is never nested in another's. Module folders are
+told from model folders by name: pytest-recording names them after the test module (``test_*``,
+``*_test``).
+
 Pure module: no pytest import.
 """
 
@@ -21,7 +27,15 @@ from pytest_modelmigrate.providers.parse import read_cassette
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["AdoptError", "add_parser", "adopt_cassettes", "cassette_files", "check_model_id"]
+__all__ = [
+    "AdoptError",
+    "add_parser",
+    "adopt_cassettes",
+    "cassette_files",
+    "check_model_id",
+    "looks_like_module",
+    "plan_files",
+]
 
 CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -57,40 +71,105 @@ def check_model_id(model: str) -> str:
     return model
 
 
-def cassette_files(src: Path) -> list[Path]:
-    """The pytest-recording cassettes under ``src``.
+def _direct(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CASSETTE_SUFFIXES)
 
-    ``src`` may be one cassette file, a module folder (``cassettes/<module>``, holding the files)
-    or the ``cassettes`` folder itself (holding one folder per module). Files deeper down (for
-    instance ``<module>/<model>/...``, already adopted) are not pytest-recording's and are left alone.
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _holds_cassettes(folder: Path) -> bool:
+    return any(p.is_file() and p.suffix.lower() in CASSETTE_SUFFIXES for p in folder.rglob("*"))
+
+
+def looks_like_module(name: str) -> bool:
+    """pytest-recording names a module's folder after the module: ``test_*`` or ``*_test`` (pytest's
+    default ``python_files``); a model folder is named after a model id, which never looks like that."""
+    stem = name.removesuffix(".py")
+    return stem.startswith("test_") or stem.endswith("_test") or stem == "test"
+
+
+def _model_folder_of(folder: Path) -> bool:
+    """``folder`` is ``<module>/<model>/``: its parent is a module folder, its own name is not one,
+    and it holds no module folders (a model's folder holds cassettes only)."""
+    return (
+        looks_like_module(folder.parent.name)
+        and not looks_like_module(folder.name)
+        and not any(looks_like_module(sub.name) for sub in _subfolders(folder))
+    )
+
+
+def plan_files(src: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The pytest-recording cassettes under ``src``, and the folders left alone (with why).
+
+    ``src`` may be one cassette file, a module folder (``cassettes/<module>``, holding the files),
+    the ``cassettes`` folder itself (holding one folder per module), or a folder holding both
+    cassettes and module folders (both are adopted). Inside a module folder, a subfolder is a
+    model's folder (``<module>/<model>/``, already adopted): it is left alone and reported, never
+    adopted again (which would nest one model's folder inside another's).
     """
     if src.is_file():
-        return [src]
+        return [src], []
     if not src.is_dir():
         raise AdoptError(f"{src} is neither a cassette file nor a folder")
+    files = _direct(src)
+    skipped: list[tuple[Path, str]] = []
 
-    def direct(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CASSETTE_SUFFIXES)
+    def model_folders_in(module: Path) -> None:
+        for sub in _subfolders(module):
+            if _holds_cassettes(sub):
+                skipped.append((sub, f"already a model's folder ({module.name}/{sub.name}/), left as it is"))
 
-    files = direct(src)
-    if files:  # a module folder
-        return files
-    return [f for module in sorted(p for p in src.iterdir() if p.is_dir()) for f in direct(module)]
+    for sub in _subfolders(src):
+        if not _holds_cassettes(sub):
+            continue
+        if files and not looks_like_module(sub.name):
+            # src is a module folder: sub is a model's folder
+            skipped.append((sub, f"already a model's folder ({src.name}/{sub.name}/), left as it is"))
+            continue
+        files.extend(_direct(sub))
+        model_folders_in(sub)
+    return files, skipped
+
+
+def cassette_files(src: Path) -> list[Path]:
+    """The pytest-recording cassettes under ``src`` (see :func:`plan_files`)."""
+    return plan_files(src)[0]
 
 
 def adopt_cassettes(
-    src: Path, model: str, *, dest: Path | None = None, move: bool = False, dry_run: bool = False
+    src: Path,
+    model: str,
+    *,
+    dest: Path | None = None,
+    move: bool = False,
+    dry_run: bool = False,
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> list[tuple[Path, Path]]:
     """Adopt ``<cassettes>/<module>/<name>.yaml`` as ``<cassettes>/<module>/<model>/<name>.yaml``.
 
     ``dest`` is the cassettes folder to write into (default: the one the files are in). Returns
-    the (source, destination) pairs, in order; with ``dry_run`` nothing is written. Raises
+    the (source, destination) pairs, in order; with ``dry_run`` nothing is written. Folders left
+    alone (other models' folders) are appended to ``skipped`` as (folder, why). Raises
     :class:`AdoptError` (and writes nothing) when the model id cannot name a folder, when a file
-    is not a readable cassette, or when a destination already exists.
+    is not a readable cassette, when a destination already exists, or when ``src`` is itself a
+    model's folder (adopting it would nest the new model's folder inside it).
     """
     check_model_id(model)
     src = Path(src)
-    files = cassette_files(src)
+    holder = src.parent if src.is_file() else src
+    holds_files = src.is_file() or (src.is_dir() and bool(_direct(src)))
+    if holds_files and _model_folder_of(holder):
+        raise AdoptError(
+            f"{holder} is model {holder.name!r}'s folder of module {holder.parent.name!r} "
+            f"(<cassettes>/<module>/<model>/); adopting it would nest {model!r} inside it "
+            f"({holder.parent.name}/{holder.name}/{model}/...). Pass the module folder "
+            f"({holder.parent}) or the cassettes folder instead"
+        )
+    files, left = plan_files(src)
+    if skipped is not None:
+        skipped.extend(left)
     if not files:
         raise AdoptError(f"no cassette files ({', '.join(CASSETTE_SUFFIXES)}) found under {src}")
     unreadable: list[str] = []
@@ -130,13 +209,21 @@ def adopt_cassettes(
 
 
 def _run(args: argparse.Namespace) -> int:
+    skipped: list[tuple[Path, str]] = []
     try:
         pairs = adopt_cassettes(
-            args.cassette_dir, args.model, dest=args.dest, move=args.move, dry_run=args.dry_run
+            args.cassette_dir,
+            args.model,
+            dest=args.dest,
+            move=args.move,
+            dry_run=args.dry_run,
+            skipped=skipped,
         )
     except AdoptError as exc:
         print(f"modelmigrate adopt: error: {exc}", file=sys.stderr)
         return 1
+    for folder, why in skipped:
+        print(f"modelmigrate adopt: warning: skipped {folder}: {why}", file=sys.stderr)
     verb = "move" if args.move else "copy"
     done = {"move": "moved", "copy": "copied"}[verb]
     for source, target in pairs:

@@ -386,6 +386,8 @@ def _make_examples(
 def _check_labels(path: Path, examples: list[Example], labels: Sequence[str], label_field: str) -> None:
     allowed = [str(label) for label in labels]
     allowed_set = set(allowed)
+    if examples and all(example.data.get(label_field) is None for example in examples):
+        _label_field_absent(path, examples, allowed_set, label_field)
     bad: list[str] = []
     first_line: int | None = None
     for example in examples:
@@ -409,6 +411,29 @@ def _check_labels(path: Path, examples: list[Example], labels: Sequence[str], la
         f"{count} outside the declared set {allowed}: {listed}",
         line=first_line,
         fix="correct the label, or add it to the marker's labels=[...]",
+    )
+
+
+def _label_field_absent(path: Path, examples: list[Example], allowed: set[str], label_field: str) -> None:
+    """No example has ``label_field``: the field name is wrong, not the labels."""
+    fields: list[str] = []
+    for example in examples:
+        fields.extend(str(key) for key in example.data if str(key) not in fields)
+    # a field whose values are all declared labels is the likely one
+    likely = [
+        name
+        for name in fields
+        if all(
+            example.data.get(name) is not None and _label_str(example.data[name]) in allowed
+            for example in examples
+        )
+    ]
+    hint = f"label_field={likely[0]!r}" if likely else "label_field='<the field holding the label>'"
+    raise DatasetError(
+        path,
+        f"no example has a {label_field!r} field (the examples' fields: {', '.join(fields) or 'none'})",
+        line=examples[0].line,
+        fix=f"name the field that holds the label in the marker, e.g. {hint}",
     )
 
 

@@ -144,8 +144,8 @@ def _embedder(text: str, where: str) -> tuple[str, str]:
 
 def _provider_patterns(lines: Sequence[str], where: str) -> tuple[tuple[str, str], ...]:
     patterns = []
-    for line in lines:
-        pattern, sep, provider = str(line).partition("=")
+    for line in _items(lines):
+        pattern, sep, provider = line.partition("=")
         if not sep or provider.strip() not in ("openai", "anthropic") or not pattern.strip():
             raise SettingsError(
                 f"{where}: {line!r} should read pattern=provider, e.g. claude*=anthropic or llama*=openai"
@@ -154,8 +154,24 @@ def _provider_patterns(lines: Sequence[str], where: str) -> tuple[tuple[str, str
     return tuple(patterns)
 
 
+def _as_lines(value: str | Sequence[str]) -> list[str]:
+    """A list-typed ini value as its lines: a TOML array, or a (multi-line) ini string."""
+    if isinstance(value, str):
+        value = value.splitlines()
+    return [str(line).strip() for line in value if str(line).strip()]
+
+
+def _items(value: str | Sequence[str]) -> list[str]:
+    """The entries of a list setting given as lines, a TOML array or one comma-separated line."""
+    return [part.strip() for line in _as_lines(value) for part in line.split(",") if part.strip()]
+
+
 def _lines(lines: Sequence[str], where: str) -> tuple[str, ...]:
-    return tuple(str(line) for line in lines)
+    return tuple(_as_lines(lines))
+
+
+def _comma_items(lines: Sequence[str], where: str) -> tuple[str, ...]:
+    return tuple(_items(lines))
 
 
 @dataclass(frozen=True)
@@ -191,6 +207,7 @@ SETTINGS: tuple[Setting, ...] = (
         "e.g. gpt-4o,gpt-5 or old=gpt-4o-2024-08-06,new=gpt-5 (overrides the ini setting)",
         flag="--models",
         ini="modelmigrate_models",
+        ini_type="linelist",
         metavar="MODELS",
     ),
     _s(
@@ -338,7 +355,7 @@ SETTINGS: tuple[Setting, ...] = (
         ini="modelmigrate_match_ignore",
         ini_type="linelist",
         default=(),
-        convert=_lines,
+        convert=_comma_items,
     ),
     _s(
         "record_rpm",
@@ -368,7 +385,7 @@ SETTINGS: tuple[Setting, ...] = (
         ini="modelmigrate_secret_env",
         ini_type="linelist",
         default=(),
-        convert=_lines,
+        convert=_comma_items,
     ),
     _s(
         "secret_headers",
@@ -376,7 +393,7 @@ SETTINGS: tuple[Setting, ...] = (
         ini="modelmigrate_secret_headers",
         ini_type="linelist",
         default=(),
-        convert=_lines,
+        convert=_comma_items,
     ),
     _s(
         "judge_model",
@@ -570,7 +587,9 @@ def resolve(
             values[setting.key] = setting.convert(raw, where) if setting.convert is not _text else raw
 
     try:
-        registry, selected, source = _models(cli("models"), str(ini("modelmigrate_models") or ""))
+        registry, selected, source = _models(
+            cli("models"), "\n".join(_as_lines(ini("modelmigrate_models") or ""))
+        )
     except ModelSpecError as exc:
         raise SettingsError(str(exc)) from None
     incumbent: ModelSpec | None = selected[0] if selected else None

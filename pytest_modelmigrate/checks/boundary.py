@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pytest_modelmigrate.checks.result import (
@@ -159,7 +159,9 @@ def _needs_call(check: str, output: CheckInput) -> Call:
 
 def _request_tool_schema(call: Call, tool: str) -> Mapping[str, Any] | None:
     request = call.request_json if isinstance(call.request_json, Mapping) else {}
-    for spec in request.get("tools") or []:
+    # ``tools`` (OpenAI chat and Responses, Anthropic), or the legacy chat ``functions``
+    specs = [*(request.get("tools") or []), *(request.get("functions") or [])]
+    for spec in specs:
         if not isinstance(spec, Mapping):
             continue
         inner = spec.get("function")
@@ -170,23 +172,58 @@ def _request_tool_schema(call: Call, tool: str) -> Mapping[str, Any] | None:
     return None
 
 
+def _same_response(call: Call, recorded: Call) -> bool:
+    """Whether ``recorded`` (a call read from the cassette) is the response ``call`` was read from."""
+    ids = [tc.id for tc in call.tool_calls if tc.id]
+    if ids:
+        return ids == [tc.id for tc in recorded.tool_calls if tc.id]
+    return [(tc.name, tc.arguments_text) for tc in call.tool_calls] == [
+        (tc.name, tc.arguments_text) for tc in recorded.tool_calls
+    ] and call.text == recorded.text
+
+
+def _with_request(call: Call, recorded: Call | Sequence[Call] | None) -> Call:
+    """``call`` with the request it answered, from the recorded calls, where it lacks one.
+
+    An SDK response object carries no request (so no ``tools``); the recorded call it came from does.
+    """
+    if isinstance(call.request_json, Mapping) or recorded is None:
+        return call
+    candidates = [recorded] if not isinstance(recorded, Sequence) else list(recorded)
+    for candidate in reversed(candidates):
+        if isinstance(candidate.request_json, Mapping) and _same_response(call, candidate):
+            return replace(call, request_json=candidate.request_json)
+    return call
+
+
 def tool_called(
     output: CheckInput = None,
     tool: str | None = None,
     *,
     schema: Mapping[str, Any] | None = None,
+    recorded: Call | Sequence[Call] | None = None,
     name: str | None = None,
 ) -> CheckResult:
     """The model called ``tool``, with arguments valid against its JSON Schema.
 
-    The schema is ``schema=`` or, when omitted, the tool's schema from the recorded request
-    (``parameters`` for OpenAI, ``input_schema`` for Anthropic); with neither, only the call and
-    parseable arguments are checked (``details["schema"] == "none"``).
+    ``output`` is the response (an SDK object or a :class:`Call`), ``tool`` the tool's name, as in
+    ``tool_called(response, "lookup_order")``. The schema is ``schema=`` or, when omitted, the
+    tool's schema from the request the response answered (``parameters`` for OpenAI,
+    ``input_schema`` for Anthropic): a recorded :class:`Call` carries its request; an SDK object
+    does not, and ``recorded=`` (the recorded call(s) of the test; the ``checks`` fixture passes
+    them) supplies it, matched to the response by its tool calls. With no schema at all, only the
+    call and parseable arguments are checked (``details["schema"] == "none"``).
     """
     check = "tool_called"
     if not tool:
-        raise ChecksConfigError(f"{check}: give the tool name")
-    call = _needs_call(check, output)
+        if isinstance(output, str) and tool is None:
+            raise ChecksConfigError(
+                f"{check}: got {shorten(output, 40)!r} as the response and no tool name; pass the "
+                f"response first and the name second, tool_called(response, {shorten(output, 40)!r}), "
+                f"or tool_called(tool={shorten(output, 40)!r}) in a test to read its last recorded call"
+            )
+        raise ChecksConfigError(f'{check}: give the tool name, e.g. tool_called(response, "lookup_order")')
+    call = _with_request(_needs_call(check, output), recorded)
     called = [tc.name for tc in call.tool_calls]
     details: dict[str, Any] = {"tool": tool, "called": called}
     matches = [tc for tc in call.tool_calls if tc.name == tool]
@@ -325,13 +362,12 @@ def finish_reason(
     )
     details: dict[str, Any] = {"finish_reason": reason, "expected": sorted(allowed)}
     if reason is None:
-        return CheckResult(
-            check,
-            False,
-            f"not available: the {call.provider} response has no finish reason",
-            details,
-            label=name,
+        what = (
+            f"{call.method} {call.url} is not a model call (an Assistants, batch or other API call)"
+            if call.endpoint == "other"
+            else f"the {call.provider} response has no finish reason"
         )
+        return CheckResult(check, False, f"not available: {what}", details, label=name)
     if reason in allowed:
         return CheckResult(check, True, f"finished with {reason!r}", details, label=name)
     if reason in TRUNCATED_FINISH_REASONS:

@@ -169,7 +169,7 @@ class CheckCollector:
         try:
             result = fn(self._output(output, check), *args, **kwargs)
         except ChecksConfigError as exc:
-            raise type(exc)(f"{self.test_id} [{self.model}]: {exc}") from exc
+            raise type(exc)(f"{self.test_id} [{self.model}]: {exc}") from None
         self.results.append(result)
         return result
 
@@ -372,7 +372,12 @@ class CheckCollector:
         schema: Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> CheckResult:
-        return self._run("tool_called", boundary.tool_called, output, tool, schema=schema, name=name)
+        if tool is None and isinstance(output, str):
+            output, tool = None, output  # checks.tool_called("lookup_order"): the test's last call
+        recorded = self._recorded() if output is not None else None
+        return self._run(
+            "tool_called", boundary.tool_called, output, tool, schema=schema, recorded=recorded, name=name
+        )
 
     def label_confidence(
         self,

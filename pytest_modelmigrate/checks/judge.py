@@ -9,6 +9,7 @@ Pure module: no pytest import.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,14 @@ def parse_verdict(text: str) -> JudgeVerdict:
     return JudgeVerdict(passed, score, str(data.get("reason", "")), text)
 
 
+# Environment variables the SDKs (and PromptClient) read when a client is built.
+_ENV_PREFIXES = ("OPENAI_", "ANTHROPIC_", "AZURE_OPENAI_")
+
+
+def _provider_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
+
+
 class Judge:
     """A pinned judge model. ``Judge("gpt-4o-2024-08-06")`` or with a ready :class:`PromptClient`.
 
@@ -135,6 +144,8 @@ class Judge:
         self.model = model
         self.provider = provider
         self._client = client
+        # the provider environment the client was built from (None: given, never rebuilt)
+        self._built_env: dict[str, str] | None = None
         self._factory = client_factory
         self._base_url = base_url
         self._api_key = api_key
@@ -147,7 +158,17 @@ class Judge:
 
     @property
     def client(self) -> PromptClient:
+        """The prompt client, built on first use and again whenever the provider environment changed.
+
+        A judge lives for the whole session, but each test may point the SDKs elsewhere
+        (``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``, ... set by a fixture or ``monkeypatch``): a
+        client built from the environment is rebuilt when those variables differ from the ones it
+        was built with. A client passed as ``client=`` is used as is.
+        """
+        if self._client is not None and self._built_env is not None and self._built_env != _provider_env():
+            self._client = None
         if self._client is None:
+            self._built_env = _provider_env()
             if self._factory is not None:
                 self._client = self._factory(self.model, self.provider)
             else:

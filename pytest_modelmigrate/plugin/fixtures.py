@@ -155,8 +155,12 @@ def example(request: pytest.FixtureRequest) -> Example:
     """The labelled example of a ``@pytest.mark.dataset`` test."""
     value = getattr(request, "param", None)
     if value is None:
+        argnames = getattr(getattr(request.node, "_fixtureinfo", None), "argnames", ())
+        used = (
+            "example" if "example" in argnames or "prediction" not in request.fixturenames else "prediction"
+        )
         pytest.fail(
-            f'{request.node.nodeid} uses the `example` fixture without @pytest.mark.dataset("file")',
+            f'{request.node.nodeid} uses the `{used}` fixture without @pytest.mark.dataset("file")',
             pytrace=False,
         )
     example: Example = value

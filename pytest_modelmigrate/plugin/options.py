@@ -45,12 +45,30 @@ def resolve_settings(config: pytest.Config) -> Settings:
     try:
         return resolve(
             lambda key: config.getoption(key),
-            config.getini,
+            lambda name: _getini(config, name),
             rootpath=Path(config.rootpath),
             record_mode=record_mode,
         )
     except (SettingsError, ModelSpecError) as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _getini(config: pytest.Config, name: str) -> Any:
+    """``config.getini``, with a usage error naming the fix when a native TOML value has the wrong type.
+
+    List settings are pytest ``linelist`` ini values: in ``[tool.pytest.ini_options]`` (and
+    ``pytest.ini``/``tox.ini``/``setup.cfg``) they may be a TOML array, lines, or a comma list;
+    pytest 9's native ``[tool.pytest]`` table type-checks them and wants a TOML array.
+    """
+    try:
+        return config.getini(name)
+    except TypeError as exc:
+        setting = next((s for s in SETTINGS if s.ini == name), None)
+        if setting is not None and setting.ini_type == "linelist":
+            fix = f'write it as a TOML array, e.g. {name} = ["a", "b"]'
+        else:
+            fix = f'write it as a TOML string, e.g. {name} = "value"'
+        raise SettingsError(f"ini {name}: {exc}; {fix}") from None
 
 
 def unknown_ini_hint(key: str) -> str:

@@ -549,7 +549,7 @@ class Runner:
             if isinstance(exc, CheckUnavailable):
                 pytest.skip(str(exc))
             if isinstance(exc, ChecksConfigError):
-                pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
+                raise pytest.fail.Exception(f"{item.nodeid}: {exc}", pytrace=False) from None
             raise
         collector = recording.collector if recording is not None and recording.samples <= 1 else None
         message = collector.summary_message() if collector is not None else ""

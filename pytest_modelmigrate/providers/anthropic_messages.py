@@ -8,7 +8,11 @@ Pure module: no pytest import.
   or ``json.dumps(input)`` for a whole message;
 - usage: ``input_tokens`` as Anthropic reports it (cache reads and writes are *not* included
   there, unlike OpenAI's ``prompt_tokens``); ``cached_input_tokens`` = cache read + cache write;
-  streamed: the ``message_start`` usage, updated by every field of the ``message_delta`` usage;
+  streamed: the ``message_start`` usage, each field overwritten by the last ``message_delta`` that
+  reports it (the deltas carry cumulative totals). With server tools (web search, code execution)
+  the final ``message_delta``'s ``input_tokens`` is the total over the server-side turns, larger
+  than ``message_start``'s: that is what the anthropic SDK's ``get_final_message().usage`` reports
+  (its stream accumulation overwrites the same way) and what is billed, so it is reported here;
 - refusal: ``stop_reason == "refusal"``: the text produced, or :data:`REFUSAL_MARKER` if none.
 """
 
@@ -20,7 +24,7 @@ from typing import Any
 
 from pytest_modelmigrate.providers import base
 from pytest_modelmigrate.providers.base import Call, CassetteFormatError, ProviderError, ToolCall, Usage
-from pytest_modelmigrate.providers.openai_chat import parse_arguments
+from pytest_modelmigrate.providers.openai_chat import openai_error, parse_arguments
 
 _dict, _list, _int = base.as_dict, base.as_list, base.as_int
 
@@ -43,15 +47,24 @@ def usage_from_anthropic(usage: Any) -> Usage:
 
 
 def anthropic_error(status: int, body: Any) -> ProviderError | None:
-    """``{"type": "error", "error": {"type": ..., "message": ...}}``."""
-    err = _dict(_dict(body).get("error"))
+    """``{"type": "error", "error": {"type": ..., "message": ...}}``.
+
+    An ``{"error": {...}}`` without the top-level ``type`` (what an OpenAI-compatible proxy in
+    front of Claude sends) is read too, OpenAI's way (``type``, else ``code``).
+    """
+    data = _dict(body)
+    err = _dict(data.get("error"))
     if not err:
         return None
+    if data.get("type") != "error":
+        return openai_error(status, body)
     err_type = err.get("type")
+    code = err.get("code")
     return ProviderError(
         status=status,
         type=str(err_type) if err_type is not None else None,
         message=str(err.get("message") or ""),
+        code=str(code) if code is not None else None,
     )
 
 

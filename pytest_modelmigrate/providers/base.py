@@ -42,9 +42,18 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ProviderError:
+    """An error the provider answered with (an HTTP error, or an error body or event in a 200).
+
+    ``type`` is the error's ``type`` (OpenAI falls back to its ``code`` where ``type`` is null);
+    ``code`` is the provider's own error code where it sent one (OpenAI ``model_not_found``,
+    ``content_filter``, ``unsupported_parameter``, ``rate_limit_exceeded``; Anthropic sends none).
+    ``code`` is carried but not compared: two errors are equal by status, type and message.
+    """
+
     status: int
     type: str | None
     message: str
+    code: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

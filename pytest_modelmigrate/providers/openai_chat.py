@@ -2,6 +2,11 @@
 
 Pure module: no pytest import. Only the first choice (``index == 0``) is read: ``n > 1`` is not
 what prompt tests exercise, and the SDK helpers read ``choices[0]`` too.
+
+Tool calls are ``message.tool_calls``; a response to the legacy ``functions=`` parameter has
+``message.function_call`` instead (finish reason ``function_call``), read as one tool call with
+no id. A 200 body that is an error object (``{"error": {...}}``, as some proxies and Azure's
+content filter send) is read as an error, with its ``code``.
 """
 
 from __future__ import annotations
@@ -46,10 +51,12 @@ def openai_error(status: int, body: Any) -> ProviderError | None:
     if not err:
         return None
     err_type = err.get("type") or err.get("code")
+    code = err.get("code")
     return ProviderError(
         status=status,
         type=str(err_type) if err_type is not None else None,
         message=str(err.get("message") or ""),
+        code=str(code) if code is not None else None,
     )
 
 
@@ -58,6 +65,15 @@ def _logprobs(choice: dict[str, Any]) -> list[tuple[str, float]] | None:
     if not isinstance(content, list):
         return None
     return [(str(item["token"]), float(item["logprob"])) for item in content if isinstance(item, dict)]
+
+
+def _function_call(message: dict[str, Any]) -> tuple[ToolCall, ...]:
+    """The legacy ``message.function_call`` (``functions=`` requests), read as a tool call."""
+    function = message.get("function_call")
+    if not isinstance(function, dict) or not function.get("name"):
+        return ()
+    text = function.get("arguments") or ""
+    return (ToolCall(name=str(function["name"]), arguments_text=text, arguments=parse_arguments(text)),)
 
 
 def _tool_call(item: dict[str, Any]) -> ToolCall:
@@ -98,7 +114,8 @@ def read_json(base: Call, data: Any) -> Call:
         base,
         model_echoed=body.get("model"),
         text=content if isinstance(content, str) else "",
-        tool_calls=tuple(_tool_call(t) for t in _list(message.get("tool_calls")) if isinstance(t, dict)),
+        tool_calls=tuple(_tool_call(t) for t in _list(message.get("tool_calls")) if isinstance(t, dict))
+        or _function_call(message),
         finish_reason=choice.get("finish_reason"),
         usage=usage_from_chat(body.get("usage")),
         refusal=message.get("refusal") or None,
@@ -114,6 +131,7 @@ def read_stream(base: Call, payloads: list[Any]) -> Call:
     saw_refusal = False
     logprobs: list[tuple[str, float]] | None = None
     tools: dict[int, dict[str, Any]] = {}
+    legacy_call: dict[str, dict[str, Any]] = {}  # a streamed legacy ``function_call``
     finish_reason: str | None = None
     model: str | None = None
     usage = Usage()
@@ -138,6 +156,13 @@ def read_stream(base: Call, payloads: list[Any]) -> Call:
         chunk_logprobs = _logprobs(choice)
         if chunk_logprobs is not None:
             logprobs = (logprobs or []) + chunk_logprobs
+        legacy = _dict(delta.get("function_call"))
+        if legacy:
+            slot = legacy_call.setdefault("call", {"arguments": []})
+            if legacy.get("name"):
+                slot["name"] = legacy["name"]
+            if isinstance(legacy.get("arguments"), str):
+                slot["arguments"].append(legacy["arguments"])
         for item in _list(delta.get("tool_calls")):
             item = _dict(item)
             slot = tools.setdefault(int(item.get("index", len(tools))), {"arguments": []})
@@ -151,7 +176,8 @@ def read_stream(base: Call, payloads: list[Any]) -> Call:
         if choice.get("finish_reason"):
             finish_reason = choice["finish_reason"]
     tool_calls = []
-    for _, slot in sorted(tools.items()):
+    slots = [slot for _, slot in sorted(tools.items())] or list(legacy_call.values())
+    for slot in slots:
         arguments_text = "".join(slot["arguments"])
         tool_calls.append(
             ToolCall(

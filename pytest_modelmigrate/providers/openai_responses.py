@@ -49,9 +49,13 @@ def _response_error(status: int, response: dict[str, Any]) -> ProviderError | No
     err = _dict(response.get("error"))
     if not err:
         return None
-    code = err.get("code") or err.get("type")
+    kind = err.get("code") or err.get("type")
+    code = err.get("code")
     return ProviderError(
-        status=status, type=str(code) if code is not None else None, message=str(err.get("message") or "")
+        status=status,
+        type=str(kind) if kind is not None else None,
+        message=str(err.get("message") or ""),
+        code=str(code) if code is not None else None,
     )
 
 
@@ -176,7 +180,12 @@ def read_stream(base: Call, payloads: list[Any]) -> Call:
             final = response
         elif kind == "error":
             code = event.get("code") or event.get("type")
-            error = ProviderError(status=base.status, type=str(code), message=str(event.get("message") or ""))
+            error = ProviderError(
+                status=base.status,
+                type=str(code),
+                message=str(event.get("message") or ""),
+                code=str(event["code"]) if event.get("code") is not None else None,
+            )
     if not final and error is None:
         raise CassetteFormatError(
             "Responses stream ended without response.completed, response.incomplete, response.failed or error"

@@ -6,10 +6,17 @@ Pure module: no pytest import. Entry points:
 - :func:`read_cassette` / :func:`load_calls`: a cassette file;
 - :func:`call_from_response_object`: an openai / anthropic SDK response object.
 
-Dispatch is on the request path (``POST .../chat/completions``, ``.../responses``,
+Dispatch is on the host and the request path (``POST .../chat/completions``, ``.../responses``,
 ``.../messages``, ``.../embeddings``), so recordings against a proxy, Azure or a local emulator
-read the same as against the real hosts. Anything else is a ``Call(provider="unknown",
-endpoint="other")`` whose body is never read.
+read the same as against the real hosts, but a path suffix alone never decides:
+
+- on an OpenAI host (``api.openai.com``, ``*.openai.azure.com``) ``.../messages`` is never the
+  Anthropic API, on ``api.anthropic.com`` only ``/v1/messages`` is;
+- a path under an OpenAI Assistants resource (``/v1/threads/{id}/messages``,
+  ``/v1/threads/{id}/runs``, ``/v1/assistants``, ``/v1/vector_stores``) or under another
+  resource's id (``/v1/messages/batches``, ``/v1/responses/{id}/...``) is not a model call.
+
+Anything else is a ``Call(provider="unknown", endpoint="other")`` whose body is never read.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pytest_modelmigrate.providers import anthropic_messages, openai_chat, opena
 from pytest_modelmigrate.providers.base import Call, CassetteFormatError, ProviderError
 from pytest_modelmigrate.providers.sse import looks_like_sse, parse_sse
 
-__all__ = ["call_from_response_object", "load_calls", "parse_interaction", "read_cassette"]
+__all__ = ["call_from_response_object", "classify", "load_calls", "parse_interaction", "read_cassette"]
 
 _Reader = Callable[[Call, Any], Call]
 _StreamReader = Callable[[Call, list[Any]], Call]
@@ -41,6 +48,52 @@ _ENDPOINTS: dict[str, tuple[str, str, _Reader, _StreamReader | None]] = {
 }
 
 _MISSING = object()
+
+_OPENAI_HOSTS = ("api.openai.com",)
+_OPENAI_HOST_SUFFIXES = (".openai.azure.com", ".openai.com")
+_ANTHROPIC_HOSTS = ("api.anthropic.com",)
+# Path segments of OpenAI resources whose bodies are not model calls (Assistants API and kin).
+_RESOURCE_SEGMENTS = frozenset({"threads", "assistants", "vector_stores", "batches", "files", "runs"})
+
+
+def _host_provider(host: str) -> str | None:
+    host = host.lower()
+    if host in _OPENAI_HOSTS or host.endswith(_OPENAI_HOST_SUFFIXES):
+        return "openai"
+    if host in _ANTHROPIC_HOSTS:
+        return "anthropic"
+    return None
+
+
+def classify(method: str, url: str) -> tuple[str, str, _Reader, _StreamReader | None] | None:
+    """(provider, endpoint, reader, stream reader) of a request, or None when it is no model call.
+
+    The endpoint is the path's last one or two segments; what comes before them must be an API
+    prefix (``/v1``, ``/openai/deployments/NAME``, a proxy's mount point), never a resource
+    (``/v1/threads/ID``), and the host, where it is a provider's, must serve that API.
+    """
+    if method.upper() != "POST":
+        return None
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    for suffix, spec in _ENDPOINTS.items():
+        if not path.endswith(suffix):
+            continue
+        prefix = [seg for seg in path[: -len(suffix)].split("/") if seg]
+        if _RESOURCE_SEGMENTS.intersection(seg.lower() for seg in prefix):
+            return None
+        host = _host_provider(parts.hostname or "")
+        if host == "anthropic":
+            # Anthropic serves its messages API at /v1/messages, and an OpenAI-compatible
+            # chat completions endpoint (read as OpenAI chat, which is its shape).
+            if spec[1] == "messages" and prefix != ["v1"]:
+                return None
+            if spec[1] not in ("messages", "chat.completions"):
+                return None
+        elif host == "openai" and spec[0] != "openai":
+            return None
+        return spec
+    return None
 
 
 def _headers(message: Mapping[str, Any]) -> dict[str, str]:
@@ -127,14 +180,18 @@ def _status(response: Mapping[str, Any]) -> int:
     return code
 
 
-def _error_from_body(status: int, message: str, parsed: Any, text: str | None) -> ProviderError:
+def _error_from_body(
+    status: int, message: str, parsed: Any, text: str | None, provider: str = "openai"
+) -> ProviderError:
+    """The error of a 4xx/5xx body, read the way the endpoint's provider writes it."""
     if parsed is _MISSING and text is not None:
         try:
             parsed = json.loads(text)
         except ValueError:
             parsed = _MISSING
     if parsed is not _MISSING:
-        error = anthropic_messages.anthropic_error(status, parsed) or openai_chat.openai_error(status, parsed)
+        read = anthropic_messages.anthropic_error if provider == "anthropic" else openai_chat.openai_error
+        error = read(status, parsed)
         if error is not None:
             return error
     snippet = (text or (json.dumps(parsed) if parsed is not _MISSING else "")).strip()[:500]
@@ -171,7 +228,9 @@ def _read(
         status_message = response.get("status")
         message = str(status_message.get("message", "")) if isinstance(status_message, Mapping) else ""
         return replace(
-            base, error=_error_from_body(base.status, message, parsed, text), raw=parsed_or(parsed)
+            base,
+            error=_error_from_body(base.status, message, parsed, text, base.provider),
+            raw=parsed_or(parsed),
         )
     if parsed is not _MISSING:
         return reader(base, parsed)
@@ -211,9 +270,8 @@ def parse_interaction(
     latency_ms = (
         float(latency) if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None
     )
-    path = urlsplit(url).path.rstrip("/")
-    target = next((spec for suffix, spec in _ENDPOINTS.items() if path.endswith(suffix)), None)
-    if target is None or method != "POST":
+    target = classify(method, url)
+    if target is None:
         content_type = _headers(response).get("content-type", "").lower()
         return Call(
             provider="unknown",
@@ -322,7 +380,8 @@ def call_from_response_object(obj: Any, *, streaming: bool = False) -> Call:
     ``CreateEmbeddingResponse``, anthropic ``Message`` (also ``get_final_message()``).
 
     ``streaming`` says whether the object is the accumulated result of a stream (the object
-    itself cannot tell).
+    itself cannot tell). An object the SDK built from a 200 whose body is an error object (every
+    field ``None`` but ``error``) reads as a call with that ``error``.
     """
     data = _dump(obj)
     kind = data.get("object")
@@ -337,6 +396,9 @@ def call_from_response_object(obj: Any, *, streaming: bool = False) -> Call:
         provider, endpoint, reader = "openai", "embeddings", openai_embeddings.read_json
     elif data.get("type") == "message" and data.get("role") == "assistant":
         provider, endpoint, reader = "anthropic", "messages", anthropic_messages.read_json
+    elif data.get("error"):
+        # A 200 whose body is an error object: the SDK builds its response type without checking.
+        return _error_object(obj, data, streaming)
     else:
         raise TypeError(
             f"{type(obj).__name__} is not a chat completion, Responses API response, embeddings "
@@ -344,3 +406,27 @@ def call_from_response_object(obj: Any, *, streaming: bool = False) -> Call:
         )
     base = Call(provider=provider, endpoint=endpoint, method="", url="", status=200, streaming=streaming)
     return reader(base, data)
+
+
+def _error_object(obj: Any, data: dict[str, Any], streaming: bool) -> Call:
+    module = type(obj).__module__
+    if module.startswith("anthropic"):
+        provider, endpoint = "anthropic", "messages"
+    elif ".responses" in module:
+        provider, endpoint = "openai", "responses"
+    elif "embedding" in module:
+        provider, endpoint = "openai", "embeddings"
+    else:
+        provider, endpoint = "openai", "chat.completions"
+    read = anthropic_messages.anthropic_error if provider == "anthropic" else openai_chat.openai_error
+    error = read(200, data) or ProviderError(status=200, type=None, message=str(data.get("error")))
+    return Call(
+        provider=provider,
+        endpoint=endpoint,
+        method="",
+        url="",
+        status=200,
+        streaming=streaming,
+        error=error,
+        raw=data,
+    )
