@@ -52,6 +52,13 @@ class AdoptError(ValueError):
 
 def check_model_id(model: str) -> str:
     """Return ``model`` if it can name a folder on every platform, else raise :class:`AdoptError`."""
+    from .models import ModelSpecError, parse_models
+
+    if model and model.strip() == model and " " in model:
+        try:
+            parse_models(model, source="modelmigrate adopt --model")
+        except ModelSpecError as exc:
+            raise AdoptError(str(exc)) from None
     if not model or model.strip() != model:
         raise AdoptError(f"model id {model!r} is empty or has leading/trailing spaces")
     if model in (".", ".."):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .files import write_atomically
+from .safeyaml import check_yaml_text
 from .scrub import Scrubber, assert_no_live_keys, find_live_keys, refuse_split_keys
 
 if TYPE_CHECKING:
@@ -222,6 +223,7 @@ class AtomicPersister:
             raise CassetteReadError(f"{path}: not UTF-8 text ({exc}); {_FIX}") from None
         if not data.strip():
             raise CassetteNotFoundError()
+        check_yaml_text(data, path, error=CassetteReadError, fix=_FIX)  # alias bombs, deep nesting
         if cls.parse_cache is not None and not getattr(serializer, "__name__", "").endswith("jsonserializer"):
             serializer = ParseCache(cls.parse_cache, path, serializer, cls.scrubber or Scrubber())
         try:
@@ -458,7 +460,9 @@ def read_sample_outcomes(path: Path) -> list[str]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        text = path.read_text(encoding="utf-8")
+        check_yaml_text(text, path, error=CassetteReadError, fix=_FIX)
+        data = yaml.load(text, Loader=loader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CassetteReadError(f"{path}: cannot be parsed ({_describe(exc)}); {_FIX}") from None
     meta = data.get("metadata") if isinstance(data, dict) else None

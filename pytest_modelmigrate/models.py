@@ -5,7 +5,9 @@ Pure module: no pytest import.
 
 from __future__ import annotations
 
+import difflib
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +18,10 @@ MAX_ID_LENGTH = 64
 
 class ModelSpecError(ValueError):
     """A model setting that cannot be used; the message names where it came from."""
+
+
+class ModelSpecWarning(UserWarning):
+    """A model setting that works but is probably not what was meant (a misspelt ini model)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,13 @@ def parse_models(value: str | Sequence[str], *, source: str) -> list[ModelSpec]:
             raise ModelSpecError(f"{source}: model #{position} is empty. {how}")
         alias, sep, name = entry.partition("=")
         alias, name = alias.strip(), name.strip()
+        spaced = name if sep else alias
+        if any(ch.isspace() for ch in spaced):
+            joined = "-".join(spaced.split())
+            raise ModelSpecError(
+                f"{source}: model name {spaced!r} contains a space; model names have none "
+                f"(did you mean {joined!r}?). Write it as the provider spells it, e.g. {joined}"
+            )
         if sep:
             if not alias or not name:
                 raise ModelSpecError(f"{source}: {entry!r} needs both an alias and a model name. {how}")
@@ -89,6 +102,12 @@ def parse_models(value: str | Sequence[str], *, source: str) -> list[ModelSpec]:
             spec = ModelSpec(id=alias, name=name)
         else:
             spec = ModelSpec(id=sanitize_id(alias), name=alias)
+        same_model = next((i for i, n in seen_ids.items() if n == spec.name and i != spec.id), None)
+        if same_model is not None:
+            raise ModelSpecError(
+                f"{source}: {_entry(same_model, spec.name)!r} and {entry!r} both name the model "
+                f"{spec.name!r}, so it would run twice; list each model once, under one id"
+            )
         if spec.id in seen_ids:
             previous = seen_ids[spec.id]
             if previous == spec.name:
@@ -102,11 +121,46 @@ def parse_models(value: str | Sequence[str], *, source: str) -> list[ModelSpec]:
     return specs
 
 
+def _entry(model_id: str, name: str) -> str:
+    return name if sanitize_id(name) == model_id else f"{model_id}={name}"
+
+
+def near_ini_model(spec: ModelSpec, ini_models: Sequence[ModelSpec]) -> ModelSpec | None:
+    """The ini model ``spec`` (named only on the command line) is probably a misspelling of:
+    one whose id or name is a close match (``olld`` for ``old``), or None."""
+    if spec.has_alias:
+        return None
+    keys = {key: ini for ini in ini_models for key in (ini.id, ini.name)}
+    close = difflib.get_close_matches(spec.name, list(keys), n=1, cutoff=0.75)
+    return keys[close[0]] if close else None
+
+
+def did_you_mean(ini_models: Sequence[ModelSpec], cli_models: Sequence[ModelSpec]) -> list[str]:
+    """Hints for command-line models that the ini file does not know but nearly names."""
+    known = {key for ini in ini_models for key in (ini.id, ini.name)}
+    hints: list[str] = []
+    for spec in cli_models:
+        if spec.id in known or spec.name in known:
+            continue
+        near = near_ini_model(spec, ini_models)
+        if near is not None:
+            listed = ", ".join(ini.id for ini in ini_models)
+            hints.append(
+                f"--models: {spec.name!r} is not one of modelmigrate_models ({listed}); "
+                f"did you mean {near.id!r}? It runs as a model of its own, with cassettes of its own"
+            )
+    return hints
+
+
 def merge_registry(ini_models: Sequence[ModelSpec], cli_models: Sequence[ModelSpec]) -> list[ModelSpec]:
     """The full registry: the project's models first, then any model named only on the command line.
 
-    A command-line entry with the id of an ini model must name the same model.
+    A command-line entry with the id of an ini model must name the same model. A command-line
+    model close to an ini model's name (``olld`` for ``old``) gets a :class:`ModelSpecWarning`
+    with a "did you mean": it may be a new candidate, so it is not refused.
     """
+    for hint in did_you_mean(ini_models, cli_models):
+        warnings.warn(ModelSpecWarning(hint), stacklevel=2)
     by_id = {spec.id: spec for spec in ini_models}
     registry = list(ini_models)
     for spec in cli_models:

@@ -557,7 +557,11 @@ def _models(cli_value: str | None, ini_value: str) -> tuple[list[ModelSpec], lis
 
 
 def _report_path(value: str, flag: str) -> Path:
-    path = Path(value).resolve()
+    import os
+
+    # not resolve(): a symlink is written through by write_atomically, and /dev/stdout on a pipe
+    # would resolve to a /proc path that cannot be opened
+    path = Path(os.path.abspath(value))
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         # said before the tests run, not after an hour of recording

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from .scrub import Scrubber
 
-__all__ = ["MODEL_PARAM", "ModelSnapshotExtension", "model_id_of", "safe_dirname"]
+__all__ = ["MODEL_PARAM", "ModelSnapshotExtension", "model_id_of", "model_snapshot", "safe_dirname"]
 
 MODEL_PARAM = "model"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
@@ -89,3 +89,29 @@ class ModelSnapshotExtension(JSONSnapshotExtension):
             return base
         module_dir = Path(base)  # .../__snapshots__/<module>
         return str(module_dir.parent / safe_dirname(model) / module_dir.name)
+
+
+def model_snapshot(
+    request: Any, extension_class: type[ModelSnapshotExtension] = ModelSnapshotExtension
+) -> Any:
+    """A syrupy ``SnapshotAssertion`` using ``extension_class`` only, for ``request``'s test.
+
+    Use this, not ``snapshot.use_extension(...)``: requesting syrupy's ``snapshot`` fixture
+    registers an assertion with the default (amber) extension too. At the end of the session
+    syrupy then scans all of ``__snapshots__/`` for amber files, takes every other model's
+    ``__snapshots__/<model>/...json`` for an unknown file, and with ``--snapshot-update`` deletes
+    it whenever that model's tests were not collected (models given only with ``--models``).
+    This extension scans only the folder of the models that ran (``discovery_dirname``), so a
+    run over some models never touches the others' snapshots.
+    """
+    from syrupy.assertion import SnapshotAssertion
+    from syrupy.location import PyTestLocation
+
+    option = request.config.option
+    return SnapshotAssertion(
+        update_snapshots=option.update_snapshots,
+        update_new_snapshots_only=getattr(option, "update_new_snapshots_only", False),
+        extension_class=extension_class,
+        test_location=PyTestLocation(request.node),
+        session=request.session.config._syrupy,
+    )

@@ -63,6 +63,8 @@ REPLY_KEYS: dict[str, str] = {
 RESPONDER_KEYS = ("choices", "sequence")
 RULE_KEYS = ("match", *RESPONDER_KEYS, *REPLY_KEYS)
 ALTERNATIVE_KEYS = ("weight", *REPLY_KEYS)
+MAX_LATENCY_MS = 3_600_000  # a scripted latency above an hour (or .inf) is a mistake
+
 MODEL_KEYS = ("rules", "default", "latency_ms", "token_factor", "echo_model")
 TOP_KEYS = ("version", "seed", "latency_ms", "token_factor", "strict_models", "default", "models")
 TOOL_CALL_KEYS = ("name", "arguments")
@@ -311,6 +313,13 @@ class _Parser:
             raise self.fail(where, f"must be {bound}, got {value!r}")
         return float(value)
 
+    def latency(self, value: object, where: str) -> float:
+        """A latency in milliseconds: finite and at most an hour (``.inf`` would stall every request)."""
+        number = self.number(value, where, low=0)
+        if number > MAX_LATENCY_MS:
+            raise self.fail(where, f"must be at most {MAX_LATENCY_MS} ms (an hour), got {value!r}")
+        return number
+
     def integer(self, value: object, where: str, *, low: int = 0) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(where, f"expected an integer, got {_kind(value)}")
@@ -345,7 +354,7 @@ class _Parser:
             models=models,
             default=self.responder(top["default"], "default") if "default" in top else None,
             seed=self.integer(top.get("seed", 0), "seed"),
-            latency_ms=self.number(top.get("latency_ms", 0), "latency_ms", low=0),
+            latency_ms=self.latency(top.get("latency_ms", 0), "latency_ms"),
             token_factor=self.number(top.get("token_factor", 1), "token_factor", low=0.01, high=100),
             strict_models=self.boolean(top.get("strict_models", False), "strict_models"),
             source=self.source,
@@ -371,7 +380,7 @@ class _Parser:
             rules=rules,
             default=self.responder(section["default"], f"{where}.default") if "default" in section else None,
             latency_ms=(
-                self.number(section["latency_ms"], f"{where}.latency_ms", low=0)
+                self.latency(section["latency_ms"], f"{where}.latency_ms")
                 if "latency_ms" in section
                 else None
             ),
@@ -469,7 +478,7 @@ class _Parser:
                 if confidence is None
                 else self.number(confidence, f"{where}.confidence", low=1e-6, high=1)
             ),
-            latency_ms=None if latency is None else self.number(latency, f"{where}.latency_ms", low=0),
+            latency_ms=None if latency is None else self.latency(latency, f"{where}.latency_ms"),
             input_tokens=None if in_tok is None else self.integer(in_tok, f"{where}.input_tokens"),
             output_tokens=None if out_tok is None else self.integer(out_tok, f"{where}.output_tokens"),
         )

@@ -46,6 +46,62 @@ _STREAMERS: dict[str, Callable[[Request, Reply], list[Event]]] = {
 }
 
 
+# The largest body the emulator reads (a provider answers 413 above its own limit).
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+# Top-level fields whose JSON type the real APIs check before anything else: (field, type, noun).
+_FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("model", str, "a string"),
+    ("messages", list, "an array"),
+    ("tools", list, "an array"),
+    ("stream", bool, "a boolean"),
+    ("stream_options", dict, "an object"),
+    ("response_format", dict, "an object"),
+    ("text", dict, "an object"),
+    ("tool_choice", (str, dict), "a string or an object"),
+    ("metadata", dict, "an object"),
+)
+_JSON_NOUNS = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "an array"}
+
+
+def _json_noun(value: object) -> str:
+    if value is None:
+        return "null"
+    return _JSON_NOUNS.get(type(value), "an object")
+
+
+def _wrong_type(name: str, noun: str, value: object) -> RequestError:
+    got = _json_noun(value)
+    return RequestError(f"Invalid type for '{name}': expected {noun}, but got {got} instead.", param=name)
+
+
+def check_body_shape(body: dict[str, Any]) -> None:
+    """Refuse (``RequestError``, a 400) fields of the wrong JSON type before an API module reads
+    them, as the real APIs do: ``Invalid type for 'tools': expected an array, but got an integer
+    instead.`` Each tool must be an object, and a function's ``parameters`` an object."""
+    for name, kind, noun in _FIELD_TYPES:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise RequestError(
+                f"Invalid type for '{name}': expected {noun}, but got {_json_noun(value)} instead.",
+                param=name,
+            )
+    for index, tool in enumerate(body.get("tools") or []):
+        where = f"tools[{index}]"
+        if not isinstance(tool, dict):
+            raise RequestError(
+                f"Invalid type for '{where}': expected an object, but got {_json_noun(tool)} instead.",
+                param=where,
+            )
+        function = tool.get("function")
+        schema = function.get("parameters") if isinstance(function, dict) else tool.get("input_schema")
+        field = "function.parameters" if isinstance(function, dict) else "input_schema"
+        if schema is not None and not isinstance(schema, dict):
+            raise _wrong_type(f"{where}.{field}", "an object", schema)
+
+
 @dataclass(frozen=True)
 class ServedRequest:
     """One request the emulator answered, for tests that count or inspect calls."""
@@ -302,14 +358,29 @@ class _Handler(BaseHTTPRequestHandler):
     # -- reading ----------------------------------------------------------------------------------
 
     def read_body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
+        header = (self.headers.get("Content-Length") or "0").strip()
+        if not header.isdigit():
+            self.close_connection = True  # the body's end is unknown: nothing more can be read
+            raise RequestError(f"Invalid Content-Length header {header!r}: expected a number of bytes")
+        length = int(header)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise RequestError(
+                f"Request body of {length} bytes is too large (at most {MAX_BODY_BYTES} bytes)"
+            )
         raw = self.rfile.read(length) if length else b""
+        media = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            raise RequestError(
+                f"Unsupported Content-Type {media!r}: the API expects a JSON body sent as application/json"
+            )
         try:
             body = json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RequestError(f"We could not parse the JSON body of your request ({exc})") from None
         if not isinstance(body, dict):
             raise RequestError("The request body must be a JSON object")
+        check_body_shape(body)
         return body
 
     # -- verbs ------------------------------------------------------------------------------------
@@ -340,6 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.not_found()
 
     def do_POST(self) -> None:
+        self._headers_sent = False  # one handler serves every request of a kept-alive connection
         route = self.route
         try:
             body = self.read_body()
@@ -359,6 +431,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.served(None, "", 400, "bad request")
             self.send_error_body(400, exc.message, param=exc.param)
             return
+        except Exception as exc:  # noqa: BLE001 - a body the API modules did not foresee: still a 400
+            self.served(None, "", 400, "bad request")
+            self.send_error_body(400, f"Invalid request body ({type(exc).__name__}: {exc})")
+            return
+        try:
+            self.answer(call, render)
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - never a dropped connection and a thread traceback
+            if self.log_failure(exc):
+                self.served(call.model, call.prompt, 500, "emulator error")
+                self.send_error_body(500, f"The emulator could not answer ({type(exc).__name__}: {exc})")
+
+    def log_failure(self, exc: BaseException) -> bool:
+        """Log an emulator bug; True when nothing was sent yet, so an error body can still go out."""
+        if self.emulator.log is not None:
+            print(f"emulator error: {type(exc).__name__}: {exc}", file=self.emulator.log, flush=True)
+        return not getattr(self, "_headers_sent", False)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._headers_sent = True
+        super().send_response(code, message)
+
+    def answer(self, call: Request, render: Callable[[Request, Reply], dict[str, Any]]) -> None:
         outcome = self.emulator._engine.resolve(call)
         self.emulator._sleep(outcome.latency_ms)
         if outcome.error is not None:

@@ -225,12 +225,17 @@ class Prediction:
 
 
 @pytest.fixture
-def snapshot_model(snapshot: Any, request: pytest.FixtureRequest) -> Any:
+def snapshot_model(request: pytest.FixtureRequest) -> Any:
     """syrupy's ``snapshot`` with one snapshot set per model: ``__snapshots__/<model>/<module>/...``.
 
     Snapshots are scrubbed with the session's scrubber, so ``modelmigrate_secret_env`` applies.
+    It does not request syrupy's ``snapshot`` fixture: that one registers syrupy's default
+    assertion too, whose unused-snapshot scan of ``__snapshots__/`` would delete the snapshots
+    of the models a run did not select (``--snapshot-update`` with ``--models=`` a subset).
     """
-    return snapshot.use_extension(_session(request.config).runner.snapshot_extension)
+    from ..snapshots import model_snapshot
+
+    return model_snapshot(request, _session(request.config).runner.snapshot_extension)
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from pathlib import Path
+    from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
+    "INPUT_SUFFIXES",
     "ReportWriteError",
     "append_markdown",
+    "check_report_targets",
+    "run_inputs",
     "write_baseline",
     "write_html",
     "write_json",
@@ -21,6 +25,78 @@ __all__ = [
 
 class ReportWriteError(ValueError):
     """A report file that could not be written; the message names the option and the path."""
+
+
+# Files a report never replaces: test code, configuration, cassettes and datasets.
+INPUT_SUFFIXES = frozenset({".py", ".pyi", ".yaml", ".yml", ".ini", ".toml", ".cfg", ".jsonl", ".csv"})
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _looks_like_a_cassette(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"interactions:") or b"\ninteractions:" in head
+
+
+def run_inputs(run: Mapping[str, Any], root: Path | None = None) -> list[tuple[Path, str]]:
+    """The files a run was made from, with what each is: its cassettes (relative to ``root``, the
+    rootdir; the current folder by default) and merged shard files."""
+    base = Path.cwd() if root is None else root
+    inputs: list[tuple[Path, str]] = []
+    outcomes = run.get("outcomes")
+    for outcome in outcomes if isinstance(outcomes, list) else []:
+        cassette = outcome.get("cassette") if isinstance(outcome, dict) else None
+        if isinstance(cassette, str) and cassette:
+            inputs.append((base / cassette, "a cassette"))
+    merged = run.get("merged")
+    shards = merged.get("shards") if isinstance(merged, dict) else None
+    for shard in shards if isinstance(shards, list) else []:
+        file = shard.get("file") if isinstance(shard, dict) else None
+        if isinstance(file, str) and file:
+            inputs.append((Path(file), "a merged shard file"))
+    return inputs
+
+
+def check_report_targets(
+    targets: Sequence[tuple[str, Path | None, str]], inputs: Iterable[tuple[Path, str]] = ()
+) -> None:
+    """Refuse report paths that would destroy something: two reports on one path, a path that is
+    an input of the run (a cassette, the baseline compared with, a shard being merged), an
+    existing test, configuration or data file (``INPUT_SUFFIXES``), or a file holding a cassette.
+
+    Cheap (no report is rendered): call it before the tests run, and :func:`write_reports` calls
+    it again before writing anything. Raises :class:`ReportWriteError` naming the option.
+    """
+    known = list(inputs)
+    claimed: list[tuple[str, Path]] = []
+    for option, path, _kind in targets:
+        if path is None:
+            continue
+        refuse = f"{option}: refusing to write {path}:"
+        fix = "nothing was written; give the report a path of its own"
+        for other_option, other in claimed:
+            if _same_file(path, other):
+                raise ReportWriteError(f"{refuse} {other_option} writes the same file; {fix}")
+        claimed.append((option, path))
+        for source, what in known:
+            if _same_file(path, source):
+                raise ReportWriteError(f"{refuse} it is {what} this run reads; {fix}")
+        if path.is_file():
+            if path.suffix.lower() in INPUT_SUFFIXES:
+                raise ReportWriteError(
+                    f"{refuse} it is an existing {path.suffix} file (reports are .json, .md or .html); {fix}"
+                )
+            if _looks_like_a_cassette(path):
+                raise ReportWriteError(f"{refuse} it holds a cassette; {fix}")
 
 
 def write_json(path: Path, run: Mapping[str, Any]) -> None:
@@ -55,15 +131,19 @@ def append_markdown(path: Path, run: Mapping[str, Any]) -> None:
         handle.write(render_markdown(run) + "\n")
 
 
-def write_reports(run: Mapping[str, Any], targets: Sequence[tuple[str, Path | None, str]]) -> list[Path]:
+def write_reports(
+    run: Mapping[str, Any],
+    targets: Sequence[tuple[str, Path | None, str]],
+    inputs: Iterable[tuple[Path, str]] = (),
+) -> list[Path]:
     """Write ``run`` to each ``(option, path, format)`` with a path (format: json, markdown, html
     or baseline), then append the Markdown to ``$GITHUB_STEP_SUMMARY`` when that is set.
 
-    Returns the paths written; :class:`ReportWriteError` names the option and the path that failed.
+    Nothing is written when a target is refused by :func:`check_report_targets` (``inputs`` and
+    the run's own cassettes and shard files are never overwritten). Returns the paths written;
+    :class:`ReportWriteError` names the option and the path that failed.
     """
-    import os
-    from pathlib import Path
-
+    check_report_targets(targets, [*inputs, *run_inputs(run)])
     writers = {"json": write_json, "markdown": write_markdown, "html": write_html, "baseline": write_baseline}
     written: list[Path] = []
     for option, path, kind in targets:
@@ -72,7 +152,8 @@ def write_reports(run: Mapping[str, Any], targets: Sequence[tuple[str, Path | No
         try:
             writers[kind](path, run)
         except OSError as exc:
-            raise ReportWriteError(f"{option}: cannot write {path}: {exc.strerror or exc}") from None
+            reason = exc.strerror or str(exc)
+            raise ReportWriteError(f"{option}: cannot write {path}: {reason}") from None
         written.append(path)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
