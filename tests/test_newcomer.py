@@ -76,7 +76,9 @@ def test_models_in_native_toml(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml('[tool.pytest]\nmodelmigrate_models = "old=gpt-4o-2024-08-06,new=gpt-5"\n')
     result = pytester.runpytest("--collect-only", "-q")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini modelmigrate_models:*expects a list*write it as a TOML array*"])
+    # pytest 9.0 leaves the type to the plugin ("write it as a TOML array"); 9.2 checks it itself
+    # ("config option 'modelmigrate_models' expects a list for type 'linelist'"): both name it
+    result.stderr.fnmatch_lines(["*modelmigrate_models*expects a list*"])
 
 
 def test_every_list_setting_takes_an_array_lines_or_a_comma_list(tmp_path: Path) -> None:
@@ -220,7 +222,11 @@ def test_checks_fixture_tool_called_forms(
     start_emulator(TICKET_SCRIPT, test_ticket=CHECKS_TESTS)
     result = pytester.runpytest("--models=emu-old", "--record-mode=once", "-p", "no:randomly")
     out = result.stdout.str()
-    assert out.count("'urgent' is not one of ['low', 'normal', 'high']") == 2, out
+    # once per test in its failure; the short summary may quote it again, as wide as the terminal
+    assert out.count("'urgent' is not one of ['low', 'normal', 'high']") >= 2, out
+    for test in ("test_positional", "test_name_only"):
+        section = out.split(f"_ {test}[emu-old] _", 1)[1].split("\n_", 1)[0]
+        assert "'urgent' is not one of ['low', 'normal', 'high']" in section, out
     assert "give the tool name" not in out
     assert "The above exception was the direct cause" not in out
 
