@@ -11,7 +11,7 @@ the recorded samples and reaches the same decisions offline. The stopping rule i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .gate import Regression, Verdict
@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 PASSED = "passed"
+
+
+BATCH = 5  # rounds a recording pass adds to an undecided test (Settings.samples_batch)
+
+
+def looks(policy: AdaptivePolicy, batch: int = BATCH) -> int:
+    """The sample counts at which the adaptive design can stop: min, min + batch, ..., max.
+
+    A non-inferiority bound on tallies that stopped adaptively is paid for at each of them
+    (Bonferroni over the looks), so stopping early cannot make ``migrate`` easier to reach.
+    """
+    return 1 + -(-(policy.max_samples - policy.min_samples) // batch)
 
 
 def _pairs(incumbent: Sequence[str], candidate: Sequence[str]) -> list[tuple[bool, bool]]:
@@ -66,15 +78,23 @@ def decide(
     candidates: Sequence[str],
     policy: AdaptivePolicy,
 ) -> Plan:
-    """Decisions from sample outcomes: ``outcomes[test][model]`` is the list of sample outcomes."""
+    """Decisions from sample outcomes: ``outcomes[test][model]`` is the list of sample outcomes.
+
+    Every sequential comparison shares one alpha: half to the per-test comparisons (Bonferroni
+    over tests and candidates), half to the group comparisons (over groups and candidates), so
+    the false alarm of the whole adaptive run stays within ``policy.alpha``.
+    """
     plan = Plan()
     by_group: dict[str, list[str]] = {}
     for test in outcomes:
         by_group.setdefault(groups.get(test, test), []).append(test)
+    k = max(1, len(candidates))
+    test_policy = replace(policy, alpha=policy.alpha / (2 * k * max(1, len(outcomes))))
+    group_policy = replace(policy, alpha=policy.alpha / (2 * k * max(1, len(by_group))))
     for test, per_model in outcomes.items():
         mine = per_model.get(incumbent, [])
         plan.test_decisions[test] = {
-            cand: _decide(_pairs(mine, per_model.get(cand, [])), policy) for cand in candidates
+            cand: _decide(_pairs(mine, per_model.get(cand, [])), test_policy) for cand in candidates
         }
     for group, tests in by_group.items():
         plan.group_decisions[group] = {}
@@ -83,7 +103,7 @@ def decide(
             interleaved = [
                 r[i] for i in range(max((len(r) for r in rounds), default=0)) for r in rounds if i < len(r)
             ]
-            plan.group_decisions[group][cand] = _decide(interleaved, policy, tests=len(tests))
+            plan.group_decisions[group][cand] = _decide(interleaved, group_policy, tests=len(tests))
     return plan
 
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .gate import GatePolicy, Regression, Tally, compare, decide
+from .gate import GatePolicy, Regression, Tally, TestDesign, compare, decide
+from .gate.recommend import RecommendPolicy
 from .results import ERROR, MISSING, Matrix, Outcome, build_matrix
 
 if TYPE_CHECKING:
@@ -225,14 +226,73 @@ class Run:
         return scrubbed
 
 
-def _tallies(matrix: Matrix) -> dict[str, dict[str, dict[str, Tally]]]:
+def _sample_results(outcome: Outcome) -> tuple[bool, ...]:
+    """Each sample's pass or fail in recording order (what the discordant pairs pair up)."""
+    from .results import PASSED, XPASSED
+
+    if not outcome.is_evidence:
+        return ()
+    if outcome.samples:
+        return tuple(s in (PASSED, XPASSED) for s in outcome.samples)
+    return (outcome.outcome in (PASSED, XPASSED),)
+
+
+def _tallies(matrix: Matrix, outcomes: Sequence[Outcome] = ()) -> dict[str, dict[str, dict[str, Tally]]]:
+    order = {(o.test, o.model): _sample_results(o) for o in outcomes}
     return {
         group.name: {
-            row.name: {m: Tally(c.passed, c.total) for m, c in row.cells.items() if c.total}
+            row.name: {
+                m: Tally(c.passed, c.total, order.get((row.name, m), ()))
+                for m, c in row.cells.items()
+                if c.total
+            }
             for row in group.tests
         }
         for group in matrix.groups
     }
+
+
+def check_scores(outcomes: Sequence[Outcome]) -> dict[str, dict[str, dict[str, dict[str, list[float]]]]]:
+    """group -> test -> model -> check -> one score per sample (a check scored twice in a sample,
+    e.g. a judge asked more than once, counts as the mean of its scores in that sample)."""
+    found: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
+    for o in outcomes:
+        if not o.is_evidence:
+            continue
+        per_sample: dict[str, dict[int, list[float]]] = {}
+        for check in o.checks:
+            score = check.get("score")
+            kind = (check.get("details") or {}).get("check") or check.get("name")
+            if kind == "drift":
+                continue  # a similarity to the incumbent's own answer: 1 on the incumbent by construction
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                sample = check.get("sample")
+                index = sample if isinstance(sample, int) else 0
+                per_sample.setdefault(str(check.get("name")), {}).setdefault(index, []).append(float(score))
+        for name, samples in per_sample.items():
+            values = [sum(v) / len(v) for _, v in sorted(samples.items())]
+            found.setdefault(o.group, {}).setdefault(o.test, {}).setdefault(o.model, {})[name] = values
+    return found
+
+
+def evidence_designs(outcomes: Sequence[Outcome]) -> dict[str, TestDesign]:
+    """Test -> ``@pytest.mark.evidence(cluster=..., weight=...)``, what the paired drop weighs."""
+    found: dict[str, TestDesign] = {}
+    for outcome in outcomes:
+        evidence = outcome.extra.get("evidence")
+        if isinstance(evidence, dict):
+            cluster = evidence.get("cluster")
+            weight = evidence.get("weight", 1.0)
+            found[outcome.test] = TestDesign(
+                float(weight) if isinstance(weight, (int, float)) and weight > 0 else 1.0,
+                None if cluster is None else str(cluster),
+            )
+    return found
+
+
+def prompt_flags(outcomes: Sequence[Outcome], flag: str) -> tuple[str, ...]:
+    """Groups whose ``@pytest.mark.prompt`` sets ``flag`` (``deterministic``, ``blocking``) true."""
+    return tuple(sorted({o.group for o in outcomes if (o.extra.get("prompt") or {}).get(flag) is True}))
 
 
 def _dataset_metrics(outcomes: Sequence[Outcome]) -> dict[str, dict[str, DatasetMetrics]]:
@@ -343,6 +403,7 @@ def analyse(
     created: str | None = None,
     shard: Shard | None = None,
     incumbent_absent: bool = False,
+    recommend: RecommendPolicy | None = None,
 ) -> Run:
     """Build the run once. ``policy`` None: no gate (a run with no model test has nothing to decide).
 
@@ -405,13 +466,85 @@ def analyse(
             "calls_recorded": adaptive.calls_recorded,
         }
         sequential = sequential_verdicts(plan, groups)
+    if policy is not None and adaptive is not None:
+        from dataclasses import replace as _replace
+
+        from .adaptive import looks
+
+        policy = _replace(policy, looks=looks(adaptive.policy))
     if policy is not None and outcomes and model_ids:
         if incumbent is not None:
             extra[:0] = _dataset_regressions(outcomes, datasets, incumbent, policy)
         compared = model_ids[:1] if incumbent_absent else model_ids
-        comparison = compare(_tallies(matrix), compared, policy)
+        comparison = compare(
+            _tallies(matrix, outcomes), compared, policy, evidence_designs(outcomes), check_scores(outcomes)
+        )
         errors = sum(o.outcome == ERROR for o in outcomes)
-        run.decision = decide(
+        decision = decide(
             comparison, policy, regressions=extra, sequential=sequential, missing=len(missing), errors=errors
         )
+        if incumbent is not None and not incumbent_absent:
+            decision = _with_recommendations(decision, run, recommend or RecommendPolicy())
+        run.decision = decision
     return run
+
+
+def _failing_checks(outcomes: Sequence[Outcome]) -> dict[str, dict[str, list[str]]]:
+    """group -> model -> the names of the checks that failed in any sample."""
+    found: dict[str, dict[str, set[str]]] = {}
+    for o in outcomes:
+        for check in o.checks:
+            if check.get("passed") is False:
+                found.setdefault(o.group, {}).setdefault(o.model, set()).add(str(check.get("name")))
+    return {g: {m: sorted(names) for m, names in per.items()} for g, per in found.items()}
+
+
+def _extra_calls(run: Run, decision: Decision, candidate: str) -> tuple[int, float | None]:
+    """Calls (and their cost at the run's prices) that would give each undecided group of
+    ``candidate`` the samples its verdict says would decide it, on both models."""
+    tests_of: dict[str, list[Outcome]] = {}
+    for o in run.outcomes:
+        if o.is_evidence and o.model in (decision.incumbent, candidate):
+            tests_of.setdefault(o.group, []).append(o)
+    models: Mapping[str, Any] = run.metrics.get("models") or {}
+    calls = 0
+    cost: float | None = 0.0
+    for group, per in decision.verdicts.items():
+        verdict = per.get(candidate)
+        if verdict is None or verdict.finding not in ("undecided",) or not verdict.samples_needed:
+            continue
+        for o in tests_of.get(group, []):
+            more = max(0, verdict.samples_needed - o.total_samples)
+            per_sample = max(1.0, len(o.calls) / max(1, o.total_samples))
+            n = round(more * per_sample)
+            calls += n
+            m = models.get(o.model) or {}
+            total_cost = (m.get("cost_usd") or {}).get("total")
+            if cost is not None and isinstance(total_cost, (int, float)) and m.get("calls"):
+                cost += n * float(total_cost) / float(m["calls"])
+            elif n:
+                cost = None
+    return calls, cost
+
+
+def _with_recommendations(decision: Decision, run: Run, policy: RecommendPolicy) -> Decision:
+    from dataclasses import replace
+
+    from .gate.recommend import recommend
+
+    try:
+        today = datetime.fromisoformat(run.created).date()
+    except ValueError:
+        today = datetime.now(UTC).date()
+    recommendations, sunset = recommend(
+        {g: {c: v.to_dict() for c, v in per.items()} for g, per in decision.verdicts.items()},
+        incumbent=decision.incumbent,
+        candidates=decision.candidates,
+        policy=policy,
+        deltas=run.metrics.get("deltas") or {},
+        failing_checks=_failing_checks(run.outcomes),
+        extra={c: _extra_calls(run, decision, c) for c in decision.candidates},
+        today=today,
+        names={s.id: s.name for s in run.models},
+    )
+    return replace(decision, recommendations=tuple(recommendations), sunset=sunset, recommend_policy=policy)

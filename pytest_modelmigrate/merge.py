@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .analysis import AdaptiveRun, Run, Shard, analyse, group_tolerances, outcome_from_dict
+from .analysis import AdaptiveRun, Run, Shard, analyse, group_tolerances, outcome_from_dict, prompt_flags
 from .baseline import BaselineError, load_run
 from .gate import MODES, GatePolicy
 from .models import ModelSpec
@@ -33,6 +33,8 @@ from .results import ERROR, FAILED, MISSING
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterable, Mapping, Sequence
+
+    from .gate.recommend import RecommendPolicy
 
 __all__ = ["MergeError", "ShardRun", "add_parser", "exit_status", "load_shards", "merge_shards"]
 
@@ -50,7 +52,7 @@ _SAME_EVERYWHERE = (
 # Only a shard that ran a model test has a gate. group_tolerance comes from the prompt markers of
 # the tests a shard ran, so it differs between shards; it is computed again from the union.
 _GATE_POLICY = "gate.policy"
-_PER_SHARD_POLICY = frozenset({"group_tolerance"})
+_PER_SHARD_POLICY = frozenset({"group_tolerance", "deterministic_groups"})
 # Keys Run.to_dict() writes; any other top-level key came from pytest_modelmigrate_run (run.extra).
 _RUN_KEYS = frozenset(
     (
@@ -265,11 +267,25 @@ def _models(shard: ShardRun) -> list[ModelSpec]:
         raise MergeError([f"{shard.path}: field 'models' is not a list of {{id, name}}"]) from None
 
 
-_POLICY_KEYS = ("mode", "incumbent", "tolerance", "alpha", "power", "min_drop", "correction")
+_POLICY_KEYS = (
+    "mode",
+    "incumbent",
+    "tolerance",
+    "alpha",
+    "power",
+    "min_drop",
+    "correction",
+    "margin",
+    "deterministic",
+    "score_margin",
+)
 
 
 def _policy(
-    shards: Sequence[ShardRun], group_tolerance: Mapping[str, float], mode: str | None
+    shards: Sequence[ShardRun],
+    group_tolerance: Mapping[str, float],
+    mode: str | None,
+    deterministic_groups: tuple[str, ...] = (),
 ) -> GatePolicy | None:
     """The shards' gate policy (they agree), with the union's group tolerances and ``mode``."""
     for shard in shards:
@@ -278,11 +294,32 @@ def _policy(
             continue
         try:
             fields = {k: raw[k] for k in _POLICY_KEYS if k in raw}
-            policy = GatePolicy(**fields, group_tolerance=dict(group_tolerance))
+            policy = GatePolicy(
+                **fields, group_tolerance=dict(group_tolerance), deterministic_groups=deterministic_groups
+            )
             return policy if mode is None else replace(policy, mode=mode)
         except (TypeError, ValueError) as exc:
             raise MergeError([f"{shard.path}: field '{_GATE_POLICY}' cannot be used: {exc}"]) from None
     return None
+
+
+def _recommend_policy(shards: Sequence[ShardRun], blocking: tuple[str, ...]) -> RecommendPolicy | None:
+    """The shards' budgets and sunset dates, with the blocking groups of the union's outcomes."""
+    from .gate.recommend import RecommendPolicy
+
+    found: list[tuple[ShardRun, dict[str, Any]]] = []
+    for s in shards:
+        raw = (s.data.get("gate") or {}).get("recommend_policy")
+        if isinstance(raw, dict):
+            found.append((s, raw))
+    if not found:
+        return None
+    shard, first = found[0]
+    try:
+        policy = RecommendPolicy.from_dict(first)
+    except (TypeError, ValueError) as exc:
+        raise MergeError([f"{shard.path}: field 'gate.recommend_policy' cannot be used: {exc}"]) from None
+    return replace(policy, blocking=blocking)
 
 
 def _adaptive(shards: Sequence[ShardRun]) -> AdaptiveRun | None:
@@ -358,13 +395,14 @@ def merge_shards(
         outcomes,
         models=_models(first),
         incumbent=None if incumbent is None else str(incumbent),
-        policy=_policy(shards, group_tolerances(outcomes), gate),
+        policy=_policy(shards, group_tolerances(outcomes), gate, prompt_flags(outcomes, "deterministic")),
         record_mode=str(first.data.get("record_mode") or "none"),
         samples=samples if isinstance(samples, int) else 1,
         prices=prices,
         baseline=baseline,
         adaptive=_adaptive(shards),
         created=created,
+        recommend=_recommend_policy(shards, prompt_flags(outcomes, "blocking")),
     )
     kept, _ = _extra(shards)
     run.extra.update(kept)

@@ -54,6 +54,7 @@ class Recording:
     counted: int = 0  # recorded calls already counted against the sampling budget
     recorded: dict[str, Any] | None = None  # what this run sent to the provider (calls, cost, waits)
     regression_case: dict[str, Any] | None = None  # the past failure this test guards against
+    evidence: dict[str, Any] | None = None  # @pytest.mark.evidence: cluster and weight
     _parsed: dict[int, Call] = field(default_factory=dict, repr=False)
 
     def mark_missing(self, reason: str | None = None) -> None:
@@ -176,6 +177,8 @@ class Recording:
             record["missing"] = self.missing
         if self.regression_case:
             record["regression_case"] = self.regression_case
+        if self.evidence:
+            record["evidence"] = self.evidence
         if full:
             record["calls"] = self.calls
             record["samples"] = list(self.sample_outcomes)

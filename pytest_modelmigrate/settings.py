@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -86,6 +87,28 @@ def _fraction(*, lower_open: bool, upper_open: bool) -> Callable[[str, str], flo
         return value
 
     return convert
+
+
+def _positive_float(text: str, where: str) -> float:
+    value = _nonnegative_float(text, where)
+    if value == 0:
+        raise SettingsError(f"{where}: must be above 0, e.g. 1.5")
+    return value
+
+
+def _sunset(lines: Sequence[str], where: str) -> dict[str, date]:
+    """``model: YYYY-MM-DD`` lines -> model -> date."""
+    found: dict[str, date] = {}
+    for line in _items(lines):
+        model, sep, when = line.rpartition(":")
+        try:
+            day = date.fromisoformat(when.strip())
+        except ValueError:
+            day = None
+        if not sep or not model.strip() or day is None:
+            raise SettingsError(f"{where}: {line!r} should read model: YYYY-MM-DD, e.g. gpt-4o: 2027-03-31")
+        found[model.strip()] = day
+    return found
 
 
 def _samples(text: str, where: str) -> int | str:
@@ -229,6 +252,16 @@ SETTINGS: tuple[Setting, ...] = (
         convert=_samples,
     ),
     _s(
+        "incumbent_samples",
+        "Samples per test for the incumbent when more than --samples: its recordings are reused by "
+        "every migration, and a longer history gives the comparison more power for the same "
+        "candidate samples (not with --samples=auto)",
+        flag="--incumbent-samples",
+        ini="modelmigrate_incumbent_samples",
+        metavar="N",
+        convert=positive_int,
+    ),
+    _s(
         "samples_min",
         "With --samples=auto: rounds every test takes before any decision (default: 5)",
         flag="--samples-min",
@@ -299,6 +332,70 @@ SETTINGS: tuple[Setting, ...] = (
         ini="modelmigrate_min_drop",
         default=0.15,
         convert=_fraction(lower_open=True, upper_open=False),
+    ),
+    _s(
+        "margin",
+        "Non-inferiority margin: migrate needs the upper confidence bound of the paired pass-rate "
+        "drop below this (default: 0.05, five points)",
+        flag="--migration-margin",
+        ini="modelmigrate_margin",
+        metavar="DROP",
+        default=0.05,
+        convert=_FRACTION,
+    ),
+    _s(
+        "score_margin",
+        "Non-inferiority margin of continuous scores (a judge's, a similarity, a label's "
+        "probability; on their 0 to 1 scale), compared paired per test (default: 0.05)",
+        ini="modelmigrate_score_margin",
+        default=0.05,
+        convert=_FRACTION,
+    ),
+    _s(
+        "deterministic",
+        "Every prompt is deterministic (temperature 0): a one-sample pass-to-fail flip is a "
+        "regression; per prompt: @pytest.mark.prompt(..., deterministic=True) (default: false)",
+        ini="modelmigrate_deterministic",
+        default=False,
+        convert=_bool,
+    ),
+    _s(
+        "max_cost_ratio",
+        "Cost budget: a candidate costing more than this times the incumbent per test is "
+        "'don't migrate' (default: no budget)",
+        ini="modelmigrate_max_cost_ratio",
+        convert=_positive_float,
+    ),
+    _s(
+        "max_latency_ratio",
+        "Latency budget: a candidate whose p95 latency is more than this times the incumbent's is "
+        "'don't migrate' (default: no budget)",
+        ini="modelmigrate_max_latency_p95_ratio",
+        convert=_positive_float,
+    ),
+    _s(
+        "min_gain",
+        "Smallest cost or latency saving (a fraction, 0.1 = 10%) that counts as a reason to migrate "
+        "when quality is only non-inferior (default: 0.1)",
+        ini="modelmigrate_min_gain",
+        default=0.1,
+        convert=_fraction(lower_open=False, upper_open=True),
+    ),
+    _s(
+        "sunset_lines",
+        "The date a model is retired, one a line: 'gpt-4o: 2027-03-31'; inside the horizon, the "
+        "incumbent's sunset turns 'defer' into 'must migrate by DATE'",
+        ini="modelmigrate_sunset",
+        ini_type="linelist",
+        default=(),
+        convert=_lines,
+    ),
+    _s(
+        "sunset_horizon_days",
+        "Days before the incumbent's sunset from which the recommendation says it must migrate (default: 90)",
+        ini="modelmigrate_sunset_horizon_days",
+        default=90,
+        convert=positive_int,
     ),
     _s(
         "json_path",
@@ -474,6 +571,7 @@ class Settings:
     models_source: str = "modelmigrate_models"
     samples: int = 1
     samples_auto: bool = False
+    incumbent_samples: int | None = None
     samples_min: int = 5
     samples_max: int = 20
     samples_batch: int = 5
@@ -484,6 +582,14 @@ class Settings:
     alpha: float = 0.05
     power: float = 0.8
     min_drop: float = 0.15
+    margin: float = 0.05
+    score_margin: float = 0.05
+    deterministic: bool = False
+    max_cost_ratio: float | None = None
+    max_latency_ratio: float | None = None
+    min_gain: float = 0.1
+    sunset: Mapping[str, date] = field(default_factory=dict)
+    sunset_horizon_days: int = 90
     json_path: Path | None = None
     markdown_path: Path | None = None
     html_path: Path | None = None
@@ -626,6 +732,7 @@ def resolve(
         models_source=source,
         samples=1 if samples == "auto" else samples,
         samples_auto=samples == "auto",
+        incumbent_samples=values["incumbent_samples"],
         samples_min=values["samples_min"],
         samples_max=values["samples_max"],
         budget_usd=values["budget_usd"],
@@ -635,6 +742,14 @@ def resolve(
         alpha=values["alpha"],
         power=values["power"],
         min_drop=values["min_drop"],
+        margin=values["margin"],
+        score_margin=values["score_margin"],
+        deterministic=values["deterministic"],
+        max_cost_ratio=values["max_cost_ratio"],
+        max_latency_ratio=values["max_latency_ratio"],
+        min_gain=values["min_gain"],
+        sunset=_sunset(values["sunset_lines"], "ini modelmigrate_sunset"),
+        sunset_horizon_days=values["sunset_horizon_days"],
         shard=values["shard"],
         plan=values["plan"],
         match_ignore=_match_ignore(values["match_ignore"]),

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import random
+import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import load_benchmark
+from conftest import REPO, load_benchmark
 
 if TYPE_CHECKING:
     pass
@@ -224,3 +228,90 @@ def test_record_bench_summary_counts() -> None:
     output = "....\nmigration gate (strict): PASSED\n3 passed, 1 failed, 2 errors in 4.20s\n"
     assert recb.summary_counts(output) == {"passed": 3, "failed": 1, "errors": 2}
     assert recb.summary_counts("no summary here") == {}
+
+
+# -- gate_simulation / adaptive_simulation: the decision's error rates ----------------------------
+
+RATE = re.compile(r"(\d+\.\d)% \((\d+\.\d)-(\d+\.\d)\)")
+
+
+def _check_rates(text: str) -> int:
+    """Every ``rate% (low-high)`` cell lies in [0, 100] with low <= rate <= high; their number."""
+    cells = RATE.findall(text)
+    for rate, low, high in cells:
+        assert 0.0 <= float(low) <= float(rate) <= float(high) <= 100.0, (rate, low, high)
+    return len(cells)
+
+
+def _run_script(name: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_gate_simulation_quick() -> None:
+    out = _run_script("gate_simulation")
+    sim = load_benchmark("gate_simulation")
+    assert sim.HEADER[0] in out
+    assert sim.SUITE_HEADER[0] in out
+    for sc in sim.SCENARIOS:
+        assert f"| {sc.name} | 1 / 1 |" in out
+        assert f"| {sc.name} | 30 / 5 |" in out  # the incumbent-history design
+    assert "Targets:" in out
+    assert "- false alarm <= 5% (per suite)" in out
+    # 8 scenarios x 3 sample counts x 5 rates, 8 x 5 for the history design, 2 x 3 x 3 for suites
+    assert _check_rates(out) == 8 * 3 * 5 + 8 * 5 + 2 * 3 * 3
+
+
+def test_gate_simulation_cells_add_up() -> None:
+    sim = load_benchmark("gate_simulation")
+    cell = sim.run_cell(sim.scenario("drop 15, 0.9"), 20, 20, reps=10, seed=1)
+    assert cell.trials == 10
+    assert cell.migrate + cell.reengineer + cell.investigate == cell.trials
+    assert cell.improved <= cell.migrate
+    assert cell.gate_failed == cell.reengineer  # one group: the gate fails exactly on re-engineer
+    assert cell.findings.keys() <= {"regressed", "improved", "non-inferior", "undecided", "no-evidence"}
+    # the same seed gives the same cell; a large drop at 100 samples is always found
+    assert sim.run_cell(sim.scenario("drop 15, 0.9"), 20, 20, reps=10, seed=1).findings == cell.findings
+    assert sim.run_cell(sim.scenario("drop 15, 0.9"), 100, 100, reps=3, seed=1).reengineer == 3
+    unequal = sim.run_cell(sim.scenario("null, 0.9"), 30, 10, reps=3, seed=1)
+    assert unequal.trials == 3
+    suite = sim.run_suite_cell(sim.scenario("null, 0.5"), 5, 5, reps=2, seed=1, n_groups=3, group_size=3)
+    assert suite.trials == 2
+    assert sim.rate_cell(1, 20).startswith("5.0% (")
+
+
+def test_adaptive_simulation_quick() -> None:
+    out = _run_script("adaptive_simulation")
+    sim = load_benchmark("adaptive_simulation")
+    assert sim.AUTO_HEADER[0] in out
+    for sc in sim.AUTO_SCENARIOS:
+        assert f"| {sc.name} | " in out
+    assert "- false alarm <= 5% (per group, --samples=auto)" in out
+    assert "| equal rates | adaptive (this rule) |" in out
+    # 8 scenarios x 4 rates, 2 suite scenarios x 4 rates
+    assert _check_rates(out) == 8 * 4 + 2 * 4
+
+
+def test_adaptive_simulation_follows_the_plan() -> None:
+    sim = load_benchmark("adaptive_simulation")
+    policy = sim.AdaptivePolicy(min_samples=5, max_samples=20)
+    cell = sim.run_auto_cell(sim.AUTO_SCENARIOS[0], reps=4, seed=1, policy=policy, group_size=4)
+    assert cell.trials == 4
+    assert cell.migrate + cell.reengineer + cell.investigate == cell.trials
+    assert cell.tests == 16
+    # never fewer than min_samples, never more than max_samples rounds per test
+    assert 5.0 <= cell.mean_rounds <= 20.0
+    assert 0 <= cell.at_max <= cell.tests
+    decision, rounds = sim.run_auto(
+        random.Random(3), [[(0.9, 0.1)] * 3], policy, sim.GatePolicy(mode="no-regression")
+    )
+    assert not decision.passed  # a 80-point drop is found
+    assert decision.verdicts["g0"]["candidate"].verdict == "re-engineer"
+    assert all(5 <= r <= 20 for r in rounds.values())

@@ -41,13 +41,15 @@ TESTS = """
 import pytest
 import app
 
-@pytest.mark.prompt("summary", purpose="three bullets")
+# summary and triage answer the same every time (temperature 0): declared deterministic, a
+# one-sample pass -> fail flip is a regression; the flaky prompt is compared statistically
+@pytest.mark.prompt("summary", purpose="three bullets", deterministic=True)
 def test_summary(model, checks):
     text = app.chat(model, "Summarize the ticket")
     checks.bullets(text, exactly=3)
     checks.max_words(text, 40)
 
-@pytest.mark.prompt("triage")
+@pytest.mark.prompt("triage", deterministic=True)
 def test_classify(model, checks):
     app.chat(model, "Classify this ticket as JSON")
     checks.json_strict()          # reads the test's last recorded call
@@ -129,13 +131,19 @@ def test_gate_modes_decide_the_exit_status(scripted: pytest.Pytester) -> None:
     regression.stdout.fnmatch_lines(["migration gate (*): FAILED*"])
     gate = json.loads((scripted.path / "g.json").read_text())["gate"]
     verdicts = {g: v["emu-new"]["verdict"] for g, v in gate["verdicts"].items()}
-    # summary and triage break on the candidate (1 sample each: a pass turning into a fail is a regression);
-    # the equally flaky prompt, 20 samples on both, is not called a regression
+    # summary and triage break on the candidate (deterministic prompts, 1 sample each: a pass
+    # turning into a fail is a regression); the equally flaky prompt, 20 samples on both, is not
+    # called a regression
     assert verdicts["summary"] == "re-engineer"
     assert verdicts["triage"] == "re-engineer"
     assert verdicts["flaky"] != "re-engineer"
-    regressed_groups = {r["group"] for r in gate["regressions"]}
-    assert regressed_groups == {"summary", "triage"}
+    assert gate["verdicts"]["summary"]["emu-new"]["deterministic"] is True
+    assert gate["verdicts"]["flaky"]["emu-new"]["deterministic"] is False
+    assert {(r["group"], r["test"]) for r in gate["regressions"]} == {
+        ("summary", "test_prompts.py::test_summary"),
+        ("triage", "test_prompts.py::test_classify"),
+    }
+    assert all("(deterministic)" in r["summary"] for r in gate["regressions"])
 
     # only the flaky prompt: failures, but no regression -> the gate passes
     only_flaky = scripted.runpytest(

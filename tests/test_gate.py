@@ -90,8 +90,14 @@ def test_no_regression_fails_for_exactly_the_regressing_group() -> None:
     assert not result.passed
     assert {r.group for r in result.regressions} == {"triage"}
     assert result.verdicts["triage"]["gpt-5"].verdict == "re-engineer"
+    assert result.verdicts["triage"]["gpt-5"].finding == "regressed"
     assert result.verdicts["summary"]["gpt-5"].verdict == "migrate"
-    assert result.verdicts["extract"]["gpt-5"].verdict == "migrate"
+    assert result.verdicts["summary"]["gpt-5"].finding == "improved"
+    # equally flaky at 20 samples: not a regression, but not shown non-inferior either
+    extract = result.verdicts["extract"]["gpt-5"]
+    assert (extract.verdict, extract.finding) == ("investigate", "undecided")
+    assert extract.samples_needed is not None
+    assert extract.samples_needed > 20
     group_level = [r for r in result.regressions if r.test is None]
     assert len(group_level) == 1
     assert group_level[0].incumbent_rate == pytest.approx(0.95)
@@ -135,45 +141,88 @@ def test_equally_flaky_with_noise_is_investigate_never_regressed() -> None:
     }
     result = evaluate(groups, MODELS, GatePolicy())
     assert result.passed
+    assert not result.regressions
     verdict = result.verdicts["extract"]["gpt-5"]
     assert verdict.verdict == "investigate"
+    assert verdict.finding == "undecided"
+    assert [t.status for t in verdict.tests] == ["investigate", "ok"]
     assert verdict.samples_needed is not None
     assert verdict.samples_needed > 20
-    assert "samples per test would detect a 15-point drop at 80% power" in verdict.reason
+    assert f"~{verdict.samples_needed} samples per test would decide it at 80% power" in verdict.reason
+    assert "not below the margin" in verdict.reason
 
 
 # -- one sample per model (deterministic replay) -----------------------------------------------
 
 
-def test_one_sample_pass_to_fail_is_a_regression_without_a_p_value() -> None:
-    groups = {
-        "g": {
-            "t1": {"gpt-4o": Tally(1, 1), "gpt-5": Tally(0, 1)},
-            "t2": {"gpt-4o": Tally(1, 1), "gpt-5": Tally(1, 1)},
-        }
+ONE_SAMPLE_FLIP = {
+    "g": {
+        "t1": {"gpt-4o": Tally(1, 1), "gpt-5": Tally(0, 1)},
+        "t2": {"gpt-4o": Tally(1, 1), "gpt-5": Tally(1, 1)},
     }
-    result = evaluate(groups, MODELS, GatePolicy())
+}
+# fail -> pass and fail -> fail are never regressions
+ONE_SAMPLE_NO_LOSS = {
+    "g": {
+        "t1": {"gpt-4o": Tally(0, 1), "gpt-5": Tally(1, 1)},
+        "t2": {"gpt-4o": Tally(0, 1), "gpt-5": Tally(0, 1)},
+    }
+}
+
+
+def test_one_sample_pass_to_fail_is_changed_not_a_regression() -> None:
+    result = evaluate(ONE_SAMPLE_FLIP, MODELS, GatePolicy())
+    assert result.passed
+    assert not result.regressions
+    verdict = result.verdicts["g"]["gpt-5"]
+    assert [(t.test, t.status, t.p_value) for t in verdict.tests] == [
+        ("t1", "changed", None),
+        ("t2", "ok", None),
+    ]
+    assert verdict.changed == ["t1"]
+    assert (verdict.verdict, verdict.finding) == ("investigate", "undecided")
+    assert "one-sample flip(s) pass -> fail" in verdict.reason
+    assert "1 sample each" not in "\n".join(result.lines())
+    assert evaluate(ONE_SAMPLE_NO_LOSS, MODELS, GatePolicy()).passed
+
+
+@pytest.mark.parametrize(
+    "policy", [GatePolicy(deterministic=True), GatePolicy(deterministic_groups=("g",))], ids=["all", "group"]
+)
+def test_one_sample_pass_to_fail_is_a_regression_when_deterministic(policy: GatePolicy) -> None:
+    result = evaluate(ONE_SAMPLE_FLIP, MODELS, policy)
     assert not result.passed
     assert [(r.test, r.p_value) for r in result.regressions] == [("t1", None)]
-    assert "1 sample each" in result.lines()[-1]
-    # fail -> pass and fail -> fail are not regressions
-    ok = {
-        "g": {
-            "t1": {"gpt-4o": Tally(0, 1), "gpt-5": Tally(1, 1)},
-            "t2": {"gpt-4o": Tally(0, 1), "gpt-5": Tally(0, 1)},
-        }
-    }
-    assert evaluate(ok, MODELS, GatePolicy()).passed
+    verdict = result.verdicts["g"]["gpt-5"]
+    assert (verdict.verdict, verdict.finding, verdict.deterministic) == ("re-engineer", "regressed", True)
+    assert [t.status for t in verdict.tests] == ["regressed", "ok"]
+    assert "(deterministic)" in result.lines()[-1]
+    assert "1 sample each" not in result.lines()[-1]
+    assert evaluate(ONE_SAMPLE_NO_LOSS, MODELS, policy).passed
+    # a group not declared deterministic keeps the stochastic rule
+    other = evaluate(ONE_SAMPLE_FLIP, MODELS, GatePolicy(deterministic_groups=("other",)))
+    assert other.passed
+    assert other.verdicts["g"]["gpt-5"].changed == ["t1"]
 
 
 @pytest.mark.parametrize(("losses", "group_regressed"), [(4, False), (5, True)])
 def test_one_sample_group_level_is_the_sign_test(losses: int, group_regressed: bool) -> None:
     tests = {f"l{i}": {"gpt-4o": Tally(1, 1), "gpt-5": Tally(0, 1)} for i in range(losses)}
     tests.update({f"s{i}": {"gpt-4o": Tally(1, 1), "gpt-5": Tally(1, 1)} for i in range(5)})
-    result = evaluate({"g": tests}, MODELS, GatePolicy())
-    assert any(r.test is None for r in result.regressions) is group_regressed
-    assert result.verdicts["g"]["gpt-5"].p_value == pytest.approx(0.5**losses)
-    assert result.verdicts["g"]["gpt-5"].verdict == "re-engineer"
+    # the group test at alpha itself (no correction across groups): 5 losses, no wins, p = 1/32
+    result = evaluate({"g": tests}, MODELS, GatePolicy(correction="holm-group"))
+    verdict = result.verdicts["g"]["gpt-5"]
+    assert [r.test for r in result.regressions] == ([None] if group_regressed else [])
+    assert verdict.p_value == pytest.approx(0.5**losses)
+    assert verdict.verdict == ("re-engineer" if group_regressed else "investigate")
+    assert verdict.finding == ("regressed" if group_regressed else "undecided")
+    # the flips alone are "changed", never per-test regressions
+    assert [t.status for t in verdict.tests].count("changed") == losses
+    # the default splits alpha between the test and group families: adjusted p = 2 * 0.5**losses
+    default = evaluate({"g": tests}, MODELS, GatePolicy()).verdicts["g"]["gpt-5"]
+    assert default.p_value == pytest.approx(0.5**losses)
+    assert default.p_adjusted == pytest.approx(2 * 0.5**losses)
+    assert default.finding == "undecided"
 
 
 # -- tolerance, missing data, roles ------------------------------------------------------------
@@ -183,7 +232,13 @@ def test_group_tolerance_overrides_the_default() -> None:
     groups = {"loose": _group(5, (20, 20), (17, 20)), "tight": _group(5, (20, 20), (17, 20))}
     result = evaluate(groups, MODELS, GatePolicy(group_tolerance={"loose": 0.2}))
     assert {r.group for r in result.regressions} == {"tight"}
-    assert result.verdicts["loose"]["gpt-5"].verdict == "migrate"
+    assert result.verdicts["tight"]["gpt-5"].verdict == "re-engineer"
+    loose = result.verdicts["loose"]["gpt-5"]
+    # within its tolerance: no test lower beyond it and not regressed; but a 15-point drop is not
+    # non-inferior at the 5-point margin, so not "migrate" either
+    assert [t.status for t in loose.tests] == ["ok"] * 5
+    assert (loose.verdict, loose.finding) == ("investigate", "undecided")
+    assert {t.status for t in result.verdicts["tight"]["gpt-5"].tests} == {"investigate"}
 
 
 def test_small_comparison_is_investigate_with_samples_needed() -> None:
@@ -233,7 +288,7 @@ def test_lines_end_with_exactly_one_gate_line_and_result_is_json() -> None:
 
 def _borderline_group(n_tests: int = 10) -> dict[str, dict[str, Tally]]:
     # 9/10 vs 4/10: one-sided Fisher p = 0.029 on each test: each test alone is "significant"
-    # at 0.05, none survives Holm over ten tests (adjusted p = 0.29).
+    # at 0.05, none survives Holm over ten tests at alpha / 2 (adjusted p = 2 * 0.29).
     return {f"t{i}": {"gpt-4o": Tally(9, 10), "gpt-5": Tally(4, 10)} for i in range(n_tests)}
 
 
@@ -250,8 +305,10 @@ def test_ten_borderline_tests_are_regressions_without_correction_only() -> None:
     assert [t.p_adjusted for t in none_tests] == [t.p_value for t in none_tests]
     assert "regressed" not in {t.status for t in holm_tests}
     assert {t.status for t in holm_tests} == {"investigate"}
-    # Holm over ten equal p-values multiplies each by ten (capped at 1)
-    assert all(t.p_adjusted == pytest.approx(min(1.0, 10 * t.p_value)) for t in holm_tests if t.p_value)
+    # Holm over ten equal p-values multiplies each by ten, then by 2K = 2 (half of alpha goes to
+    # the per-test family; capped at 1)
+    assert all(t.p_value is not None for t in holm_tests)
+    assert all(t.p_adjusted == pytest.approx(min(1.0, 2 * 10 * t.p_value)) for t in holm_tests if t.p_value)
     assert len([r for r in none.regressions if r.test is not None]) == 10
     # The pooled group, one hypothesis, still catches the consistent drop (90% -> 40%).
     assert [r.test for r in holm.regressions] == [None]
@@ -259,8 +316,9 @@ def test_ten_borderline_tests_are_regressions_without_correction_only() -> None:
 
 
 def test_holm_across_groups_adjusts_group_and_test_p_values() -> None:
-    # Two groups: the second unchanged. Under "holm" the per-test family of each group is
-    # Bonferroni-scaled by the number of groups (2) and the group tests are Holm-adjusted.
+    # Two groups: the second unchanged. Under "holm" the per-test family is every test of the
+    # candidate (8, across both groups) and the group family both groups, each Holm-adjusted and
+    # scaled by 2K = 2 (alpha is split in half between the two families).
     groups = {"a": _group(4, (19, 20), (11, 20)), "b": _group(4, (15, 20), (15, 20))}
     holm = evaluate(groups, MODELS, GatePolicy())
     local = evaluate(groups, MODELS, GatePolicy(correction="holm-group"))
@@ -268,12 +326,13 @@ def test_holm_across_groups_adjusts_group_and_test_p_values() -> None:
     raw = a_holm.tests[0].p_value
     assert raw is not None
     assert a_local.tests[0].p_adjusted == pytest.approx(4 * raw)  # Holm, 4 equal p-values
-    assert a_holm.tests[0].p_adjusted == pytest.approx(min(1.0, 2 * 4 * raw))
+    # a's four equal p-values are the smallest of the eight: Holm gives 8 * raw, times 2
+    assert a_holm.tests[0].p_adjusted == pytest.approx(min(1.0, 2 * 8 * raw))
     b = holm.verdicts["b"]["gpt-5"]
     assert a_holm.p_value is not None
     assert b.p_value is not None
-    assert a_holm.p_adjusted == pytest.approx(2 * a_holm.p_value)  # the smaller of two
-    assert b.p_adjusted == pytest.approx(max(2 * a_holm.p_value, b.p_value))
+    assert a_holm.p_adjusted == pytest.approx(2 * 2 * a_holm.p_value)  # the smaller of two, times 2
+    assert b.p_adjusted == pytest.approx(min(1.0, 2 * max(2 * a_holm.p_value, b.p_value)))
     assert a_local.p_adjusted == a_local.p_value
     assert {r.group for r in holm.regressions} == {"a"}
     assert all(r.p_adjusted is not None and r.p_adjusted >= (r.p_value or 0.0) for r in holm.regressions)
@@ -296,10 +355,16 @@ def test_adjusted_p_values_in_lines_and_dict() -> None:
 
 
 def test_one_sample_rule_is_not_corrected() -> None:
-    # Ten groups, each with one pass -> fail at one sample: every one is a regression.
+    # Ten deterministic groups, each with one pass -> fail at one sample: every one is a
+    # regression, with no p-value for a correction to dilute.
     groups = {f"g{i}": {"t": {"gpt-4o": Tally(1, 1), "gpt-5": Tally(0, 1)}} for i in range(10)}
-    result = evaluate(groups, MODELS, GatePolicy())
+    result = evaluate(groups, MODELS, GatePolicy(deterministic=True))
     assert [(r.test, r.p_value, r.p_adjusted) for r in result.regressions] == [("t", None, None)] * 10
+    assert not result.passed
+    # not deterministic: ten flips are ten "changed" tests, none a regression on its own
+    stochastic = evaluate(groups, MODELS, GatePolicy())
+    assert not stochastic.regressions
+    assert all(per["gpt-5"].changed == ["t"] for per in stochastic.verdicts.values())
 
 
 # -- properties --------------------------------------------------------------------------------
@@ -355,10 +420,48 @@ def test_identical_models_never_regress(matrix: Matrix) -> None:
     }
     result = evaluate(same, MODELS, GatePolicy())
     assert result.passed
+    assert not result.regressions
     for per in result.verdicts.values():
         for v in per.values():
-            # migrate, unless nothing passes at all: then there is no evidence the prompt works
-            assert v.verdict == ("migrate" if v.rates["candidate"] else "investigate"), v.reason
+            assert v.finding != "regressed", v.reason
+            assert all(t.status == "ok" for t in v.tests), v.reason
+            if not v.rates["candidate"]:
+                # nothing passes at all: there is no evidence the prompt works
+                assert (v.verdict, v.finding) == ("investigate", "no-evidence"), v.reason
+            elif v.finding == "non-inferior":
+                assert v.verdict == "migrate", v.reason
+            else:
+                # too few samples to bound the drop: undecided, with the samples that would decide it
+                assert (v.verdict, v.finding) == ("investigate", "undecided"), v.reason
+                taken = max(
+                    t.total for tests in same.values() for per_m in tests.values() for t in per_m.values()
+                )
+                assert v.samples_needed is not None and v.samples_needed > taken, v.reason
+
+
+@pytest.mark.parametrize(
+    "rates",
+    [
+        pytest.param((1.0, 1.0, 1.0), id="all-pass"),
+        pytest.param((0.7, 0.7, 0.7, 0.7), id="flaky"),
+        pytest.param((1.0, 0.5), id="mixed"),
+    ],
+)
+def test_identical_models_with_enough_samples_are_non_inferior(rates: tuple[float, ...]) -> None:
+    def identical(n: int) -> Matrix:
+        return {"g": {f"t{i}": {m: Tally(round(r * n), n) for m in MODELS} for i, r in enumerate(rates)}}
+
+    few = evaluate(identical(10), MODELS, GatePolicy()).verdicts["g"]["gpt-5"]
+    assert (few.verdict, few.finding) == ("investigate", "undecided"), few.reason
+    assert few.samples_needed is not None
+    assert few.samples_needed > 10
+    # at the samples the advice names, the same rates bound the drop below the margin
+    enough = evaluate(identical(few.samples_needed), MODELS, GatePolicy()).verdicts["g"]["gpt-5"]
+    assert (enough.verdict, enough.finding) == ("migrate", "non-inferior"), enough.reason
+    assert enough.drop is not None
+    assert enough.drop.estimate == pytest.approx(0.0)
+    assert enough.drop.high is not None
+    assert enough.drop.high < GatePolicy().margin
 
 
 # -- the simulation benchmark, smoke only ------------------------------------------------------

@@ -36,17 +36,18 @@ RUN_ARGS = (
     "no:randomly",
 )
 
-# Two prompt groups; emu-b fails test_refund when REGRESS is true.
+# Two prompt groups; emu-b fails test_refund when REGRESS is true. The triage prompt is
+# deterministic, so that one-sample flip is a regression and the gate fails.
 SMALL = """
 import pytest
 
 REGRESS = {regress}
 
-@pytest.mark.prompt("ticket-triage")
+@pytest.mark.prompt("ticket-triage", deterministic=True)
 def test_refund(model):
     assert not (REGRESS and model == "emu-b"), "emu-b routed the refund to sales"
 
-@pytest.mark.prompt("ticket-triage")
+@pytest.mark.prompt("ticket-triage", deterministic=True)
 def test_outage(model):
     pass
 
@@ -89,7 +90,8 @@ PROBE = """
   const where = (e) => {
     const section = e.closest("section");
     const heading = section && section.querySelector("h2");
-    const cls = e.className ? "." + e.className.replace(/ /g, ".") : "";
+    const name = e.getAttribute("class");  // not className: an SVG element's is an SVGAnimatedString
+    const cls = name ? "." + name.trim().replace(/ +/g, ".") : "";
     return (heading ? heading.textContent + " > " : "") + e.tagName.toLowerCase() + cls;
   };
   const visibleRight = (node, right) => {
@@ -121,6 +123,9 @@ PROBE = """
     o.right = Math.max(o.right, t.right);
   }
   const gate = document.querySelector(".gate");
+  const recommendation = [...document.querySelectorAll("section")].find(
+    (e) => e.querySelector("h2") && e.querySelector("h2").textContent.trim() === "Recommendation");
+  const forest = document.querySelector("figure.forest svg");
   const verdicts = [...document.querySelectorAll("table")].find(
     (t) => t.tHead && /verdict/i.test(t.tHead.innerText));
   const result = {
@@ -130,6 +135,8 @@ PROBE = """
     innerHeight: window.innerHeight,
     gate: gate && { box: box(gate), text: gate.innerText, background: getComputedStyle(gate).backgroundColor },
     verdicts: box(verdicts),
+    recommendation: box(recommendation),
+    forest: box(forest),
     rows: [...document.querySelectorAll("tr")]
       .filter((tr) => tr.getClientRects().length)
       .map((tr) => [...tr.cells].map((c) => c.innerText.trim())),
@@ -288,9 +295,12 @@ def test_html_in_headless_chromium(pytester: pytest.Pytester, chromium: str, reg
     measured = render(chromium, page, screenshot=shot)
     screen = measured["innerHeight"]
 
-    # the banner: on the first screen, saying passed or FAILED and why
+    # the banner: on the first screen, after the recommendation, saying passed or FAILED and why
     banner = measured["gate"]
     assert banner is not None, "no element with class `gate` in the page"
+    rec = measured["recommendation"]
+    assert rec is not None and 0 <= rec["top"] < banner["box"]["top"], (rec, banner["box"])
+    assert measured["forest"] is not None, "no forest plot of the paired drops"
     assert banner["box"]["top"] >= 0 and banner["box"]["bottom"] <= screen, (banner["box"], screen)
     assert banner_words(gate) in banner["text"]
     assert " ".join(gate["reason"].split()) in " ".join(banner["text"].split())
@@ -343,7 +353,14 @@ def test_no_broken_layout_at_1000_tests(pytester: pytest.Pytester, chromium: str
     assert banner is not None, "no element with class `gate` in the page"
     assert banner_words(run["gate"]) in banner["text"]
     assert " ".join(run["gate"]["reason"].split()) in " ".join(banner["text"].split())
-    assert 0 <= banner["box"]["top"] < 200 and banner["box"]["bottom"] <= measured["innerHeight"], banner
+    # the decision on the first screen: the recommendation at the top, then the whole banner; the
+    # forest plot of the drops follows, within the width
+    rec, forest = measured["recommendation"], measured["forest"]
+    assert rec is not None and 0 <= rec["top"] < 200, rec
+    assert forest is not None and forest["right"] <= measured["clientWidth"] + SLACK, forest
+    assert forest["bottom"] - forest["top"] < 200, forest  # one prompt group: one row, not a page
+    assert rec["top"] < banner["box"]["top"], (rec, banner)
+    assert banner["box"]["top"] >= 0 and banner["box"]["bottom"] <= measured["innerHeight"], banner
     assert measured["innerHeight"] < measured["scrollHeight"] < 40 * len(run["outcomes"]), measured[
         "scrollHeight"
     ]

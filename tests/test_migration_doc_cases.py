@@ -27,7 +27,7 @@ import pytest
 import app
 
 pytestmark = pytest.mark.prompt(
-    "summary", purpose="three bullets for the agent", version="v3",
+    "summary", purpose="three bullets for the agent", version="v3", deterministic=True,
     rationale="gpt-4.1 wrote four bullets; the prompt now says 'exactly three'", target_model="emu-new",
 )
 

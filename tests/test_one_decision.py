@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -210,11 +211,15 @@ def test_the_adaptive_plan_decides_as_the_sequential_rule_replays(
     }
     plan = decide(outcomes, {test: "g" for test in pairs}, "inc", ["cand"], policy)
 
+    # one alpha for the whole run: half to the T per-test comparisons, half to the G = 1 group
+    # comparison (K = 1 candidate)
+    test_policy = dataclasses.replace(policy, alpha=policy.alpha / (2 * len(pairs)))
+    group_policy = dataclasses.replace(policy, alpha=policy.alpha / 2)
     # each test alone: one pair per round
     for test, ps in pairs.items():
-        assert plan.test_decisions[test]["cand"].status == replay_decisions(ps, policy)[-1].status
+        assert plan.test_decisions[test]["cand"].status == replay_decisions(ps, test_policy)[-1].status
     # the group: round by round, one pair of every test per round, decided after complete rounds
     rounds = len(next(iter(pairs.values())))
     interleaved = [pairs[test][i] for i in range(rounds) for test in pairs]
-    replayed = replay_decisions(interleaved, policy, tests=len(pairs))
+    replayed = replay_decisions(interleaved, group_policy, tests=len(pairs))
     assert plan.group_decisions["g"]["cand"].status == replayed[-1].status

@@ -33,13 +33,18 @@ LEFT_OUT = re.compile(
 )
 
 # 500 tests in 250 prompt groups; the candidate breaks every fourth. No HTTP: the model fixture only.
+# The prompts are deterministic, so a one-sample pass -> fail flip is a regression and the gate fails.
 BIG_SUITE = """
 import pytest
 
 TOPICS = ["refund-for-a-double-charge", "password-reset-link-expired", "outage-in-the-eu-region",
           "invoice-address-change", "upgrade-to-the-team-plan"]
 CASES = [
-    pytest.param(i, marks=pytest.mark.prompt(f"support-prompt-{i % 250:03d}"), id=f"ticket-{i:03d}-{TOPICS[i % 5]}")
+    pytest.param(
+        i,
+        marks=pytest.mark.prompt(f"support-prompt-{i % 250:03d}", deterministic=True),
+        id=f"ticket-{i:03d}-{TOPICS[i % 5]}",
+    )
     for i in range(500)
 ]
 
@@ -54,7 +59,7 @@ SMALL_SUITE = """
 import pytest
 
 
-@pytest.mark.prompt("greeting")
+@pytest.mark.prompt("greeting", deterministic=True)
 @pytest.mark.parametrize("case", range(3))
 def test_greets(model, case):
     assert not (model == "gpt-new" and case == 0), "no greeting"
@@ -96,15 +101,27 @@ def gate_statement(md: str) -> tuple[int, str]:
     raise AssertionError(f"no gate statement in:\n{md[:2000]}")
 
 
+def recommendation(md: str) -> tuple[int, list[str]]:
+    """The line number of the Recommendation heading and its bullets, as they render."""
+    lines = md.splitlines()
+    start = lines.index("### Recommendation")
+    bullets: list[str] = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("- "):
+            break
+        bullets.append(unescape(line[2:]))
+    return start, bullets
+
+
 def verdict_table(md: str) -> tuple[int, dict[tuple[str, str], tuple[str, str]]]:
     """The line number of the verdict table's header and its rows: (group, candidate) -> (verdict, reason)."""
     lines = md.splitlines()
-    start = lines.index("| prompt group | candidate | verdict | reason |")
+    start = lines.index("| prompt group | candidate | verdict | finding | drop, pts [interval] | reason |")
     rows: dict[tuple[str, str], tuple[str, str]] = {}
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
-        group, cand, verdict, reason = (unescape(c) for c in cells(line))
+        group, cand, verdict, _finding, _drop, reason = (unescape(c) for c in cells(line))
         rows[group, cand] = (verdict.split()[-1], reason)
     return start, rows
 
@@ -131,10 +148,18 @@ def assert_valid_folds(md: str) -> None:
 
 
 def assert_decision_and_verdicts_intact(md: str, run: dict[str, Any]) -> None:
-    """The gate statement with the JSON's reason, then every verdict, before any folded detail."""
+    """The recommendation, the gate statement with the JSON's reason, then every verdict, before any fold."""
     gate = run["gate"]
     gate_at, statement = gate_statement(md)
-    word = "passed" if gate["passed"] else "FAILED"
+    rec_at, bullets = recommendation(md)
+    assert rec_at < gate_at
+    want_bullets = [f"{rec['headline']}: {'; '.join(rec['reasons'])}" for rec in gate["recommendations"]]
+    if (gate.get("sunset") or {}).get("line"):
+        want_bullets.append(gate["sunset"]["line"])
+    assert len(bullets) == len(want_bullets)
+    for bullet, want in zip(bullets, want_bullets, strict=True):
+        assert bullet.endswith(" ".join(want.split())), (bullet, want)  # whole, never shortened
+    word = "PASSED" if gate["passed"] else "FAILED"
     assert statement.startswith(("✅", "❌"))
     assert f"**Migration gate {word}**" in statement
     assert unescape(statement).split("): ", 1)[1] == " ".join(gate["reason"].split())
@@ -184,11 +209,19 @@ def test_a_thousand_results_fit_one_comment(
         for cand, v in per.items():
             assert rows[group, cand] == (v["verdict"], " ".join(v["reason"].split()))  # reasons whole
     assert_valid_folds(md)
-    assert "<details><summary>Pass rates (500 test(s), 250 prompt group(s))</summary>" in md
+    assert "### Recommendation" in md and "125 group(s) regressed" in md
     assert notes(md)  # it says what it left out...
     assert all(m["where"] == "the HTML report artifact" for m in LEFT_OUT.finditer(md))  # ...and where
     assert all(m.group(1) == f"{MAX_CHARS:,}" for m in LEFT_OUT.finditer(md))
-    assert notes(md) == ["the failure messages"]  # the least important first, and no more than needed
+    # the least important first, and no more than needed: the failure messages, the list of failing
+    # tests, the test rows, then the group rows (the recommendation names every regressed group and
+    # takes the room the pass rates had); the notes follow the report's order
+    assert "### Pass rates (500 test(s), 250 prompt group(s))" in md  # the heading, with its note
+    assert "<details><summary>Pass rates" not in md
+    assert notes(md) == [
+        "the rows of the 250 prompt group(s) and 500 test(s)",
+        "the list of the 125 failing test(s)",
+    ]
 
 
 def test_a_small_run_is_whole(pytester: pytest.Pytester) -> None:

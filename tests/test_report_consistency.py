@@ -826,8 +826,8 @@ def test_sequential_decisions(pytester: pytest.Pytester, start_emulator: StartEm
     """--samples=auto: the sequential decisions make the verdicts and the no-regression gate."""
     script = {
         "models": {
-            "emu-a": {"rules": [{"match": "same|drop", "reply": "ok"}]},
-            "emu-b": {"rules": [{"match": "same", "reply": "ok"}, {"match": "drop", "reply": "bad"}]},
+            "emu-a": {"rules": [{"match": "same|stable|drop", "reply": "ok"}]},
+            "emu-b": {"rules": [{"match": "same|stable", "reply": "ok"}, {"match": "drop", "reply": "bad"}]},
         }
     }
     tests = """
@@ -838,11 +838,16 @@ import app
 def test_same(model, checks):
     checks.contains(app.chat(model, "same prompt"), "ok")
 
+@pytest.mark.prompt("stable-prompt", deterministic=True)
+def test_stable(model, checks):
+    checks.contains(app.chat(model, "stable prompt"), "ok")
+
 @pytest.mark.prompt("drop")
 def test_drop(model, checks):
     checks.contains(app.chat(model, "drop prompt"), "ok")
 """
-    auto = (TWO, "--samples=auto", "--samples-min=5", "--samples-max=12")
+    # 8 rounds: 8 losses of 8 cross the boundary at alpha / (2 * K * T) = 0.05 / 6
+    auto = (TWO, "--samples=auto", "--samples-min=8", "--samples-max=12")
     emulator = start_emulator(script, test_auto=tests)
     pytester.runpytest(*auto, "--record-mode=new_episodes", "-p", "no:randomly")
     emulator.stop()
@@ -851,9 +856,17 @@ def test_drop(model, checks):
     adaptive = reports.run["adaptive"]["tests"]
     assert adaptive["test_auto.py::test_drop"]["emu-b"]["status"] == "regressed"
     assert adaptive["test_auto.py::test_same"]["emu-b"]["status"] == "not-regressed"
+    assert adaptive["test_auto.py::test_stable"]["emu-b"]["status"] == "not-regressed"
     verdicts = reports.run["gate"]["verdicts"]
     assert verdicts["drop"]["emu-b"]["verdict"] == "re-engineer"
-    assert verdicts["unchanged-prompt"]["emu-b"]["verdict"] == "migrate"
+    # a futility stop is "not shown to regress": 8/8 vs 8/8 does not bound the drop below the
+    # margin, so investigate; the deterministic prompt is non-inferior as recorded, so migrate
+    unchanged = verdicts["unchanged-prompt"]["emu-b"]
+    assert (unchanged["verdict"], unchanged["finding"]) == ("investigate", "undecided"), unchanged["reason"]
+    assert "not shown non-inferior" in unchanged["reason"]
+    stable = verdicts["stable-prompt"]["emu-b"]
+    assert (stable["verdict"], stable["finding"]) == ("migrate", "non-inferior"), stable["reason"]
+    assert reports.run["gate"]["passed"] is False
     assert_consistent(reports)
 
 

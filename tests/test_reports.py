@@ -6,7 +6,7 @@ import html.parser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_modelmigrate.analysis import analyse
+from pytest_modelmigrate.analysis import analyse, prompt_flags
 from pytest_modelmigrate.gate import GatePolicy, gate_lines
 from pytest_modelmigrate.models import ModelSpec
 from pytest_modelmigrate.pricing import Price
@@ -104,7 +104,10 @@ def finish_run(
         outcomes,
         models=[ModelSpec(m, m) for m in models],
         incumbent=models[0],
-        policy=GatePolicy(mode="no-regression") if gate else None,
+        # as the plugin does: groups whose @pytest.mark.prompt says deterministic=True
+        policy=GatePolicy(mode="no-regression", deterministic_groups=prompt_flags(outcomes, "deterministic"))
+        if gate
+        else None,
         samples=samples,
         prices=PRICES,
     )
@@ -116,6 +119,8 @@ TRIAGE = {
     "purpose": "Route a ticket to one queue",
     "sensitivities": ["label set", "JSON only"],
 }
+# temperature 0: one recorded answer is the behaviour, so a single pass -> fail flip is a regression
+TRIAGE_DETERMINISTIC = {**TRIAGE, "deterministic": True}
 
 
 def make_run(*, regress: bool = True, evil: bool = False) -> dict[str, Any]:
@@ -128,7 +133,7 @@ def make_run(*, regress: bool = True, evil: bool = False) -> dict[str, Any]:
             "gpt-4o",
             group="ticket-triage",
             checks=[("json_strict", True), ("one_of", True)],
-            prompt=TRIAGE,
+            prompt=TRIAGE_DETERMINISTIC,
         ),
         outcome(
             name,
@@ -140,20 +145,20 @@ def make_run(*, regress: bool = True, evil: bool = False) -> dict[str, Any]:
             message="AssertionError: json_strict: output is not JSON: ```fenced``` | <b>bold</b>"
             if regress
             else None,
-            prompt=TRIAGE,
+            prompt=TRIAGE_DETERMINISTIC,
         ),
         outcome(
             evil_name if evil else "tests/prompts/test_triage.py::test_tech",
             "gpt-4o",
             group="ticket-triage",
-            prompt=TRIAGE,
+            prompt=TRIAGE_DETERMINISTIC,
             checks=[("one_of", True)],
         ),
         outcome(
             evil_name if evil else "tests/prompts/test_triage.py::test_tech",
             "gpt-5",
             group="ticket-triage",
-            prompt=TRIAGE,
+            prompt=TRIAGE_DETERMINISTIC,
             checks=[("one_of", True)],
             calls=[call("gpt-5", 700.0, 120, 40)],
         ),
@@ -312,9 +317,14 @@ def test_markdown_gate_line_comes_first_and_tables_follow() -> None:
     md = render_markdown(make_run())
     lines = md.splitlines()
     assert lines[0] == "## Model migration: gpt-4o → gpt-5"
-    assert lines[2].startswith("❌ **Migration gate FAILED** (no-regression): 1 regression(s) against gpt-4o")
-    assert "| prompt group | candidate | verdict | reason |" in md
-    assert "| ticket-triage | gpt-5 | ❌ re-engineer |" in md
+    # the recommendation first, then the gate line
+    assert lines[2] == "### Recommendation"
+    assert lines[4].startswith("- 🛠️ **gpt-5: re-engineer first**: 1 group(s) regressed: ticket-triage")
+    assert lines[6].startswith("❌ **Migration gate FAILED** (no-regression): 1 regression(s) against gpt-4o")
+    assert "(deterministic)" in lines[6]
+    assert md.index("### Recommendation") < md.index("**Migration gate") < md.index("### Verdicts")
+    assert "| prompt group | candidate | verdict | finding | drop, pts [interval] | reason |" in md
+    assert "| ticket-triage | gpt-5 | ❌ re-engineer | regressed | +50.0 |" in md
     assert "| test | gpt-4o | gpt-5 |" in md
     assert "| &nbsp;&nbsp;test\\_triage.py::test\\_refund | ✅ 1/1 100% | ❌ 0/1 0% |" in md
     assert "| **total** | **3/3 100%** | **2/3 67%** |" in md
@@ -379,9 +389,15 @@ def test_html_is_well_formed_and_self_contained() -> None:
     assert "script" not in checker.tags
     assert "link" not in checker.tags
     assert "img" not in checker.tags
-    assert "http://" not in doc
-    assert "https://" not in doc
+    # the inline SVG's namespace is an identifier, never fetched; nothing else may point outside
+    assert doc.count('<svg xmlns="http://www.w3.org/2000/svg"') == doc.count("<svg")
+    external = doc.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http://" not in external
+    assert "https://" not in external
     text = " ".join(checker.text)
+    # the decision first: the recommendation, the gate, then the forest plot of the drops
+    assert doc.index("Recommendation") < doc.index("Migration gate") < doc.index('<figure class="forest">')
+    assert "gpt-5: re-engineer first" in text
     assert "✗ Migration gate FAILED (no-regression)" in text
     assert "✗ 0/1 0%" in text
     assert "✓ 1/1 100%" in text
@@ -433,9 +449,36 @@ def test_migration_doc() -> None:
     assert "**Purpose:** Route a ticket to one queue" in doc
     assert "- label set\n- JSON only" in doc
     assert "- gpt-5: ❌ **re-engineer**:" in doc
+    # the recommendation bullets come before the gate line, both before the first prompt group
+    rec = doc.index("- **gpt-5: re-engineer first**: 1 group(s) regressed: ticket-triage")
+    assert (
+        rec
+        < doc.index("❌ Migration gate (no-regression): 1 regression(s) against gpt-4o")
+        < doc.index("## ")
+    )
     assert "### Regression cases" in doc
     assert "| test\\_triage.py::test\\_refund | 1/1 100% | 0/1 0% |" in doc
     assert "| gpt-5 | 1/2 50% | 700 ms | 900 ms | 120 | 40 | $0.00055 |" in doc
     summary = doc.split("## tests/prompts/test\\_summary.py")[1]
     assert "**Purpose:** _not stated_" in summary
     assert "_none recorded_" in summary
+
+
+def test_the_forest_plot_draws_at_most_its_limit_of_rows() -> None:
+    """Hundreds of groups: the most worrying pairs are drawn and the note says how many exist."""
+    from pytest_modelmigrate.reports import html
+
+    run = make_run()
+    verdicts = run["gate"]["verdicts"]
+    template = next(iter(next(iter(verdicts.values())).values()))
+    many = {}
+    for i in range(html.MAX_FOREST_ROWS + 25):
+        v = dict(template)
+        v["delta"] = {"estimate": i / 1000, "low": i / 1000 - 0.01, "high": i / 1000 + 0.01}
+        many[f"group-{i:03d}"] = {"gpt-5": v}
+    run["gate"]["verdicts"] = many
+    doc = html.render_html(run)
+    assert doc.count('class="row"') == html.MAX_FOREST_ROWS
+    assert f"The {html.MAX_FOREST_ROWS} pairs with the highest upper bound of {html.MAX_FOREST_ROWS + 25}" in doc
+    assert "group-064" in doc.split('<figure class="forest">')[1].split("</figure>")[0]  # the worst kept
+    assert "group-000" not in doc.split('<figure class="forest">')[1].split("</figure>")[0]

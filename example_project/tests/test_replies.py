@@ -9,6 +9,7 @@ pytestmark = pytest.mark.prompt(
     "customer-reply",
     purpose="Answer customers; never reveal another customer's data",
     sensitivities=["refusal boundary", "no over-refusal of account questions"],
+    deterministic=True,  # the emulated models answer this prompt the same on every draw
 )
 
 

@@ -9,11 +9,13 @@ TRIAGE = pytest.mark.prompt(
     "queue-triage",
     purpose="Route a ticket to one of the desk's queues",
     sensitivities=["label set", "edge cases between billing, sales and shipping"],
+    deterministic=True,  # the emulated models answer this prompt the same on every draw
 )
 CONFIDENCE = pytest.mark.prompt(
     "queue-confidence",
     purpose="Route automatically only when the label's probability is at least 0.8",
     sensitivities=["logprobs available", "calibration"],
+    deterministic=True,  # the emulated models answer this prompt the same on every draw
 )
 
 

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 
 from .compare import (
     CORRECTIONS,
+    FINDINGS,
     MODES,
     VERDICTS,
     Comparison,
     GatePolicy,
     Tally,
     TestComparison,
+    TestDesign,
     Verdict,
     compare,
 )
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CORRECTIONS",
+    "FINDINGS",
     "MODES",
     "SOURCES",
     "VERDICTS",
@@ -36,6 +39,7 @@ __all__ = [
     "Regression",
     "Tally",
     "TestComparison",
+    "TestDesign",
     "Verdict",
     "compare",
     "decide",

@@ -9,7 +9,7 @@ after it edits the result; every report renders it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .compare import Comparison, GatePolicy, Verdict
@@ -17,6 +17,7 @@ from .compare import Comparison, GatePolicy, Verdict
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from .recommend import Recommendation, RecommendPolicy, Sunset
     from .regression import Regression
 
 __all__ = ["Decision", "decide", "gate_line", "gate_lines"]
@@ -37,6 +38,9 @@ class Decision:
     missing: int
     errors: int
     policy: GatePolicy
+    recommendations: tuple[Recommendation, ...] = ()
+    sunset: Sunset | None = None
+    recommend_policy: RecommendPolicy | None = None
 
     @property
     def line(self) -> str:
@@ -72,6 +76,9 @@ class Decision:
             "missing": self.missing,
             "errors": self.errors,
             "regressions": [r.to_dict() for r in self.regressions],
+            "recommendations": [r.to_dict() for r in self.recommendations],
+            "sunset": None if self.sunset is None else self.sunset.to_dict(),
+            "recommend_policy": None if self.recommend_policy is None else self.recommend_policy.to_dict(),
             "verdicts": {
                 group: {cand: v.to_dict() for cand, v in per.items()} for group, per in self.verdicts.items()
             },
@@ -93,9 +100,14 @@ def gate_lines(gate: Mapping[str, Any]) -> list[str]:
     out = [
         f"incumbent: {gate.get('incumbent')}; candidates: {candidates}; gate: {gate.get('mode')} "
         f"(alpha {p.get('alpha', 0.05):g}, correction {p.get('correction', 'holm')}, "
-        f"tolerance {p.get('tolerance', 0):g}, min drop {p.get('min_drop', 0.15):g} "
-        f"at power {p.get('power', 0.8):g})"
+        f"margin {p.get('margin', 0.05):g}, tolerance {p.get('tolerance', 0):g}, "
+        f"min drop {p.get('min_drop', 0.15):g} at power {p.get('power', 0.8):g})"
     ]
+    for rec in gate.get("recommendations") or []:
+        out.append(f"recommendation: {rec.get('line')}")
+    sunset = gate.get("sunset")
+    if isinstance(sunset, dict) and sunset.get("line"):
+        out.append(f"sunset: {sunset['line']}")
     verdicts: Mapping[str, Mapping[str, Mapping[str, Any]]] = gate.get("verdicts") or {}
     width = max((len(g) for g in verdicts), default=0)
     for group, per_candidate in verdicts.items():
@@ -132,6 +144,32 @@ def _summarise(regressions: Sequence[Regression], *, detail: int = 2) -> str:
     return "; ".join(parts)
 
 
+def _replace(base: Verdict | None, verdict: str, finding: str, reason: str) -> Verdict:
+    """``base`` (the fixed-N verdict) with another verdict, keeping its evidence."""
+    if base is None:
+        return Verdict(verdict, reason, {}, None, None, finding=finding)
+    return replace(base, verdict=verdict, finding=finding, reason=reason, samples_needed=None)
+
+
+def _sequential_verdict(sequential: Verdict, base: Verdict | None) -> Verdict:
+    """Under ``--samples=auto``: a sequential regression, or the non-inferiority call.
+
+    A futility or horizon stop means only "not shown to regress": it gives ``migrate`` when the
+    paired drop's upper bound is below the margin, else ``investigate``. The fixed-N regression
+    tests do not hold for adaptively stopped tallies, so they are not used.
+    """
+    if sequential.verdict == "re-engineer":
+        return _replace(base, "re-engineer", "regressed", sequential.reason)
+    if base is not None and base.finding in ("improved", "non-inferior") and base.rates.get("candidate"):
+        return _replace(base, "migrate", base.finding, f"{sequential.reason}; {base.reason}")
+    evidence = ""
+    if base is not None and base.drop is not None:
+        evidence = "; not shown non-inferior: " + base.drop.describe()
+    if base is not None and not base.rates.get("candidate"):
+        evidence = "; no passing sample on the candidate"
+    return _replace(base, "investigate", "undecided", sequential.reason + evidence)
+
+
 def decide(
     comparison: Comparison,
     policy: GatePolicy,
@@ -158,31 +196,12 @@ def decide(
         for group, per in seq_verdicts.items():
             for cand, verdict in per.items():
                 base = verdicts.get(group, {}).get(cand)
-                verdicts.setdefault(group, {})[cand] = Verdict(
-                    verdict.verdict,
-                    verdict.reason,
-                    dict(base.rates) if base else dict(verdict.rates),
-                    None,
-                    None,
-                    base.tests if base else (),
-                )
-        for per in verdicts.values():
-            for cand, verdict in per.items():
-                if verdict.verdict == "migrate" and not verdict.rates.get("candidate"):
-                    # the evidence rule the fixed-N verdicts follow: nothing passing, no migrate
-                    per[cand] = Verdict(
-                        "investigate", "no passing sample on the candidate; " + verdict.reason, verdict.rates,
-                        None, None, verdict.tests,
-                    )  # fmt: skip
+                verdicts.setdefault(group, {})[cand] = _sequential_verdict(verdict, base)
     found.extend(regressions)
     for group, cand in {(r.group, r.candidate) for r in found if r.source == "dataset"}:
         here = [r for r in found if r.group == group and r.candidate == cand and not r.against_baseline]
         base = verdicts.get(group, {}).get(cand)
-        rates = dict(base.rates) if base else {}
-        verdicts.setdefault(group, {})[cand] = Verdict(
-            "re-engineer", _pair_reason(here), rates, base.p_value if base else None, None,
-            base.tests if base else (), base.p_adjusted if base else None,
-        )  # fmt: skip
+        verdicts.setdefault(group, {})[cand] = _replace(base, "re-engineer", "regressed", _pair_reason(here))
 
     incumbent = comparison.incumbent
     failing = {m: n for m, n in comparison.failures.items() if n}

@@ -12,8 +12,8 @@ __all__ = ["SOURCES", "Regression", "fmt_p", "fmt_p_pair", "pct"]
 
 # test/group: the fixed-N comparison with the incumbent; dataset: a dataset rule (accuracy,
 # class recall, min_accuracy); baseline: this run against a saved one; sequential: the
-# --samples=auto stopping rule.
-SOURCES = ("test", "group", "dataset", "baseline", "sequential")
+# --samples=auto stopping rule; score: a judge, similarity or probability score compared paired.
+SOURCES = ("test", "group", "dataset", "baseline", "sequential", "score")
 
 
 def pct(rate: float | None) -> str:
@@ -70,7 +70,7 @@ class Regression:
     ) -> Regression:
         """A pass-rate regression: the summary names the test (or group), both rates and the p-value."""
         where = test if test is not None else f"group {group}"
-        p = "1 sample each" if p_value is None else fmt_p_pair(p_value, p_adjusted)
+        p = "deterministic" if p_value is None else fmt_p_pair(p_value, p_adjusted)
         summary = f"{where} {pct(incumbent_rate)} -> {pct(candidate_rate)} ({p})"
         return cls(
             source, group, test, candidate, summary, incumbent_rate, candidate_rate, p_value, p_adjusted

@@ -24,8 +24,13 @@ __all__ = [
 MARKERS = (
     "models(only=None, skip=None, xfail=None): run this test on some models only, skip some, "
     "or expect it to fail on some (xfail={'model': 'reason'})",
+    "evidence(cluster=None, weight=1.0): this test's evidence shares a source with the tests of the "
+    "same cluster (a document, customer or conversation), and counts weight times in its group's "
+    "paired drop",
     "prompt(name, purpose=None, sensitivities=None, tolerance=None, version=None, rationale=None, "
-    "target_model=None): the prompt this test guards; groups tests in the migration matrix",
+    "target_model=None, deterministic=False, blocking=False): the prompt this test guards; groups "
+    "tests in the migration matrix; deterministic: temperature 0, a one-sample flip is a regression; "
+    "blocking: a regression of this prompt means don't migrate",
     "regression_case(description, fixed_in=None): this test guards a past failure of its prompt; "
     "the migration document lists it with its outcome per model",
     "samples(n): run this prompt test n times per model (overrides --samples)",

@@ -70,7 +70,45 @@ def _iterable(value: Any) -> list[Any]:
         return [value]
 
 
-PROMPT_KEYS = ("purpose", "sensitivities", "tolerance", "version", "rationale", "target_model")
+PROMPT_KEYS = (
+    "purpose",
+    "sensitivities",
+    "tolerance",
+    "version",
+    "rationale",
+    "target_model",
+    "deterministic",
+    "blocking",
+)
+
+
+def _evidence_of(item: pytest.Item) -> dict[str, Any] | None:
+    """``@pytest.mark.evidence(cluster="customer-42", weight=2)``: what the test's evidence shares
+    with others (its cluster) and how much it counts in its group's paired drop (its weight)."""
+    mark = item.get_closest_marker("evidence")
+    if mark is None:
+        return None
+    unknown = sorted(set(mark.kwargs) - {"cluster", "weight"})
+    cluster, weight = mark.kwargs.get("cluster"), mark.kwargs.get("weight", 1.0)
+    if (
+        mark.args
+        or unknown
+        or (cluster is not None and not isinstance(cluster, (str, int)))
+        or isinstance(cluster, bool)
+        or isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not 0 < weight < float("inf")
+    ):
+        pytest.fail(
+            f"{item.nodeid}: @pytest.mark.evidence takes cluster= (a string: the source document, "
+            "customer or conversation the test shares with others) and weight= (a positive number), "
+            "e.g. @pytest.mark.evidence(cluster='customer-42', weight=2)",
+            pytrace=False,
+        )
+    found: dict[str, Any] = {"weight": float(weight)}
+    if cluster is not None:
+        found["cluster"] = str(cluster)
+    return found
 
 
 def _regression_case(item: pytest.Item) -> dict[str, Any] | None:
@@ -110,9 +148,15 @@ def _prompt_of(item: pytest.Item, test: str) -> tuple[str, dict[str, Any]]:
         pytest.fail(
             f"{item.nodeid}: @pytest.mark.prompt got unknown argument(s) {unknown}; "
             "use purpose='...', sensitivities=['...'], tolerance=0.05, version='v3', "
-            "rationale='...' or target_model='gpt-5'",
+            "rationale='...', target_model='gpt-5', deterministic=True or blocking=True",
             pytrace=False,
         )
+    for key in ("deterministic", "blocking"):
+        if key in mark.kwargs and not isinstance(mark.kwargs[key], bool):
+            pytest.fail(
+                f"{item.nodeid}: @pytest.mark.prompt({key}={mark.kwargs[key]!r}) must be True or False",
+                pytrace=False,
+            )
     for key in ("purpose", "rationale", "target_model", "version"):
         value = mark.kwargs.get(key)
         if (value is not None and not isinstance(value, (str, int))) or isinstance(value, bool):
@@ -324,6 +368,9 @@ class Runner:
                 samples = positive_int(str(mark.args[0]) if mark.args else "", "@pytest.mark.samples")
             except SettingsError as exc:
                 pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
+        history = self.settings.incumbent_samples
+        if history is not None and self.adaptive is None and spec == self.settings.incumbent:
+            samples = max(samples, history)  # the incumbent's longer history: more power, same candidate cost
         return samples
 
     def start(self, request: pytest.FixtureRequest, spec: ModelSpec) -> Recording:
@@ -350,8 +397,10 @@ class Runner:
             example=example,
             had_cassette=cassette is not None and cassette.exists(),
         )
-        recording.regression_case = _regression_case(item)
         item.stash[recording_key] = recording
+        # published first: a bad marker errors the test inside its prompt group
+        recording.regression_case = _regression_case(item)
+        recording.evidence = _evidence_of(item)
         mark = item.get_closest_marker("dataset")
         if mark is not None:
             kept = {k: mark.kwargs[k] for k in ("labels", "min_accuracy") if k in mark.kwargs}

@@ -228,8 +228,9 @@ class MigrationSession:
     def analyse(self) -> Run | None:
         """The run, analysed and decided once (None when no model test ran, unless it is a shard:
         ``modelmigrate merge`` needs every shard's file)."""
-        from ..analysis import AdaptiveRun, Shard, analyse, group_tolerances
+        from ..analysis import AdaptiveRun, Shard, analyse, group_tolerances, prompt_flags
         from ..gate import GatePolicy
+        from ..gate.recommend import RecommendPolicy
 
         outcomes = self.log.outcomes()
         settings = self.settings
@@ -243,6 +244,18 @@ class MigrationSession:
             alpha=settings.alpha,
             power=settings.power,
             min_drop=settings.min_drop,
+            margin=settings.margin,
+            score_margin=settings.score_margin,
+            deterministic=settings.deterministic,
+            deterministic_groups=prompt_flags(outcomes, "deterministic"),
+        )
+        recommend = RecommendPolicy(
+            max_cost_ratio=settings.max_cost_ratio,
+            max_latency_ratio=settings.max_latency_ratio,
+            min_gain=settings.min_gain,
+            sunset={model: day.isoformat() for model, day in settings.sunset.items()},
+            horizon_days=settings.sunset_horizon_days,
+            blocking=prompt_flags(outcomes, "blocking"),
         )
         adaptive = None
         runner = self.runner
@@ -260,6 +273,7 @@ class MigrationSession:
             adaptive=adaptive,
             shard=Shard(*settings.shard, tuple(sorted(self.ran))) if settings.shard else None,
             incumbent_absent=settings.incumbent is not None and settings.compared_incumbent is None,
+            recommend=recommend,
         )
         self.config.hook.pytest_modelmigrate_run(config=self.config, run=run)
         return run

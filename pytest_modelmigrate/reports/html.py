@@ -57,6 +57,9 @@ td.none { background: #f6f8fa; color: #57606a; }
 .verdict-migrate { color: #116329; font-weight: 600; }
 .verdict-re-engineer { color: #a40e26; font-weight: 600; }
 .verdict-investigate { color: #7d4e00; font-weight: 600; }
+.action-migrate { color: #116329; } .action-re-engineer-first, .action-dont-migrate { color: #a40e26; }
+.action-investigate, .action-defer { color: #7d4e00; }
+figure.forest { margin: 12px 0; overflow-x: auto; }
 details { margin: 6px 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px 10px; }
 summary { cursor: pointer; }
 pre { background: #f6f8fa; padding: 8px; overflow-x: auto; white-space: pre-wrap;
@@ -141,6 +144,79 @@ def _context(run: Mapping[str, Any]) -> str:
     return '<p class="context">' + " · ".join(esc(p) for p in parts if p) + "</p>"
 
 
+def _recommendations(run: Mapping[str, Any]) -> str:
+    gate = run.get("gate")
+    if not isinstance(gate, Mapping) or not gate.get("recommendations"):
+        return ""
+    items = []
+    for rec in gate["recommendations"]:
+        action = str(rec.get("action", ""))
+        reasons = "; ".join(str(r) for r in rec.get("reasons") or [])
+        items.append(
+            f'<li><strong class="action-{esc(action.replace(" ", "-").replace(chr(39), ""))}">'
+            f"{esc(rec.get('headline', action))}</strong>: {esc(reasons)}</li>"
+        )
+    sunset = gate.get("sunset")
+    if isinstance(sunset, Mapping) and sunset.get("line"):
+        items.append(f"<li><strong>sunset</strong>: {esc(sunset['line'])}</li>")
+    return "<section><h2>Recommendation</h2><ul>" + "".join(items) + "</ul></section>"
+
+
+MAX_FOREST_ROWS = 40
+
+
+def _forest_section(run: Mapping[str, Any]) -> str:
+    gate = run.get("gate")
+    if not isinstance(gate, Mapping):
+        return ""
+    figure = _forest(gate)
+    if not figure:
+        return ""
+    return "<section><h2>Paired drop per prompt group and candidate</h2>" + figure + "</section>"
+
+
+def _forest(gate: Mapping[str, Any]) -> str:
+    """Δ and its interval per group and candidate against the margin (inline SVG).
+
+    Past :data:`MAX_FOREST_ROWS` rows, the ones with the highest upper bound (the most worrying)
+    are drawn, in their order, and a note says how many more the verdict table lists.
+    """
+    from .forest import forest_svg
+
+    rows = []
+    for group, per in (gate.get("verdicts") or {}).items():
+        for cand, v in per.items():
+            delta = v.get("delta") if isinstance(v, Mapping) else None
+            delta = delta if isinstance(delta, Mapping) else {}
+            rows.append(
+                {
+                    "group": str(group),
+                    "candidate": str(cand),
+                    "estimate": delta.get("estimate"),
+                    "low": delta.get("low"),
+                    "high": delta.get("high"),
+                    "finding": str(v.get("finding") or ""),
+                }
+            )
+    note = ""
+    if len(rows) > MAX_FOREST_ROWS:
+
+        def worry(index: int) -> float:
+            row = rows[index]
+            value = row["high"] if isinstance(row["high"], (int, float)) else row["estimate"]
+            return float(value) if isinstance(value, (int, float)) else -2.0
+
+        keep = sorted(sorted(range(len(rows)), key=worry, reverse=True)[:MAX_FOREST_ROWS])
+        note = (
+            f'<p class="note">The {MAX_FOREST_ROWS} pairs with the highest upper bound of '
+            f"{len(rows)}; the verdicts below list every one.</p>"
+        )
+        rows = [rows[i] for i in keep]
+    margin = (gate.get("policy") or {}).get("margin", 0.05)
+    svg = forest_svg(rows, float(margin) if isinstance(margin, (int, float)) else 0.05)
+    return f'<figure class="forest">{svg}</figure>{note}' if svg else ""
+
+
 def _verdicts(run: Mapping[str, Any]) -> str:
     gate = run.get("gate")
     if not isinstance(gate, Mapping) or not gate.get("verdicts"):
@@ -155,12 +231,13 @@ def _verdicts(run: Mapping[str, Any]) -> str:
                     f"<td>{esc(group)}</td>",
                     f'<td class="name">{esc(cand)}</td>',
                     f'<td class="name verdict-{esc(verdict)}">{mark} {esc(verdict)}</td>',
+                    f'<td class="name">{esc(v.get("finding") or "")}</td>',
                     f'<td class="wrap">{esc(v.get("reason", ""))}</td>',
                 ]
             )
     return (
         "<section><h2>Verdicts</h2>"
-        + _table(["prompt group", "candidate", "verdict", "reason"], rows)
+        + _table(["prompt group", "candidate", "verdict", "finding", "reason"], rows)
         + "</section>"
     )
 
@@ -305,8 +382,10 @@ def render_html(run: Mapping[str, Any]) -> str:
         part
         for part in (
             f"<h1>{esc(title)}</h1>",
+            _recommendations(run),
             _gate(run),
             _context(run),
+            _forest_section(run),
             _verdicts(run),
             _matrix(run),
             _checks(run),

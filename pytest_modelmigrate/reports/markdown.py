@@ -180,6 +180,44 @@ def _reason_cut(reason: str, limit: int | None) -> str:
     return reason[:limit].rstrip() + "…" if limit else ""
 
 
+ACTION_MARK = {
+    "migrate": "✅",
+    "defer": "⏸️",
+    "investigate": "🔍",
+    "re-engineer first": "🛠️",
+    "don't migrate": "⛔",
+}
+
+
+def _recommendations(run: Mapping[str, Any]) -> list[str]:
+    """One line per candidate, then the sunset: the first thing a team lead reads."""
+    gate = run.get("gate")
+    if not isinstance(gate, Mapping) or not gate.get("recommendations"):
+        return []
+    out = ["### Recommendation", ""]
+    for rec in gate["recommendations"]:
+        action = str(rec.get("action", ""))
+        reasons = "; ".join(str(r) for r in rec.get("reasons") or [])
+        out.append(
+            f"- {ACTION_MARK.get(action, '')} **{escape(rec.get('headline', action))}**: {escape(reasons)}"
+        )
+    sunset = gate.get("sunset")
+    if isinstance(sunset, Mapping) and sunset.get("line"):
+        out.append(f"- ⏳ {escape(sunset['line'])}")
+    return [*out, ""]
+
+
+def _delta_cell(v: Mapping[str, Any]) -> str:
+    delta = v.get("delta")
+    if not isinstance(delta, Mapping) or not isinstance(delta.get("estimate"), (int, float)):
+        return "n/a"
+    text = f"{100 * delta['estimate']:+.1f}"
+    low, high = delta.get("low"), delta.get("high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and delta.get("method") != "exact":
+        text += f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return text
+
+
 def _verdicts(run: Mapping[str, Any], notes: _Notes, reason_limit: int | None = None) -> list[str]:
     gate = run.get("gate")
     if not isinstance(gate, Mapping) or not gate.get("verdicts"):
@@ -189,12 +227,15 @@ def _verdicts(run: Mapping[str, Any], notes: _Notes, reason_limit: int | None = 
             escape(group),
             escape(cand),
             f"{VERDICT_MARK.get(v.get('verdict', ''), '')} {escape(v.get('verdict'))}",
+            escape(v.get("finding") or ""),
+            _delta_cell(v),
             escape(_reason_cut(" ".join(str(v.get("reason", "")).split()), reason_limit)),
         ]
         for group, per in gate["verdicts"].items()
         for cand, v in per.items()
     ]
-    out = ["### Verdicts", "", *_table(["prompt group", "candidate", "verdict", "reason"], rows, "llll")]
+    header = ["prompt group", "candidate", "verdict", "finding", "drop, pts [interval]", "reason"]
+    out = ["### Verdicts", "", *_table(header, rows, "llllrl")]
     if reason_limit is not None:
         what = (
             f"the verdict reasons past {reason_limit:,} characters" if reason_limit else "the verdict reasons"
@@ -443,7 +484,7 @@ def render_markdown(
     is where the notes of what was left out point, instead of "the HTML report artifact".
     """
     notes = _Notes(max_chars, details_url)
-    head = [_title(run), "", _gate_line(run), "", _context(run), ""]
+    head = [_title(run), "", *_recommendations(run), _gate_line(run), "", _context(run), ""]
     builders: dict[str, Callable[[], list[_Section]]] = {
         "matrix": lambda: _matrix(run, max_rows, notes),
         "checks": lambda: _checks(run, max_rows, notes),

@@ -89,6 +89,14 @@ def render_migration_doc(run: Mapping[str, Any]) -> str:
     ]
     if gate is not None:
         mark = "✅" if gate.get("passed") else "❌"
+        for rec in gate.get("recommendations") or []:
+            reasons = "; ".join(str(r) for r in rec.get("reasons") or [])
+            lines.append(f"- **{escape(rec.get('headline', ''))}**: {escape(reasons)}")
+        sunset = gate.get("sunset")
+        if isinstance(sunset, Mapping) and sunset.get("line"):
+            lines.append(f"- {escape(sunset['line'])}")
+        if gate.get("recommendations"):
+            lines.append("")
         lines += [
             f"{mark} Migration gate ({escape(gate.get('mode', '?'))}): {escape(gate.get('reason', ''))}",
             "",

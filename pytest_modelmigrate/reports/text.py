@@ -54,8 +54,12 @@ def text_lines(run: Mapping[str, Any], *, max_tests: int | None = MAX_TEST_ROWS)
     lines = [
         f"run {run.get('created', '?')}; models {models}; incumbent {run.get('incumbent')}; "
         f"record mode {run.get('record_mode', '?')}",
-        "",
     ]
+    gate = run.get("gate")
+    if isinstance(gate, Mapping) and gate.get("recommendations"):
+        # the decision first (in full, with the sunset, beside the gate line at the end)
+        lines.append("decision: " + "; ".join(str(r.get("headline")) for r in gate["recommendations"]))
+    lines.append("")
     matrix = run.get("matrix")
     if isinstance(matrix, Mapping) and matrix.get("models"):
         lines += matrix_lines(matrix_from_dict(matrix), max_tests=max_tests)
@@ -80,7 +84,6 @@ def text_lines(run: Mapping[str, Any], *, max_tests: int | None = MAX_TEST_ROWS)
     missing = missing_lines(run)
     if missing:
         lines += ["", *missing]
-    gate = run.get("gate")
     lines.append("")
     if isinstance(gate, Mapping):
         lines += gate_lines(gate)
