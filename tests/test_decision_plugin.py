@@ -296,7 +296,9 @@ def test_the_margin_setting_is_respected(pytester: pytest.Pytester) -> None:
     assert verdict(wide)["verdict"] == "migrate"
     assert recommendation(wide)["action"] == "defer"  # non-inferior, but no reason to move
 
-    pytester.runpytest(TWO, "--migration-margin=0.05", "--migration-json=flag.json").assert_outcomes(passed=12)
+    pytester.runpytest(TWO, "--migration-margin=0.05", "--migration-json=flag.json").assert_outcomes(
+        passed=12
+    )
     assert verdict(read_run(pytester, "flag.json"))["finding"] == "undecided"  # the flag wins
 
 

@@ -479,6 +479,8 @@ def test_the_forest_plot_draws_at_most_its_limit_of_rows() -> None:
     run["gate"]["verdicts"] = many
     doc = html.render_html(run)
     assert doc.count('class="row"') == html.MAX_FOREST_ROWS
-    assert f"The {html.MAX_FOREST_ROWS} pairs with the highest upper bound of {html.MAX_FOREST_ROWS + 25}" in doc
+    assert (
+        f"The {html.MAX_FOREST_ROWS} pairs with the highest upper bound of {html.MAX_FOREST_ROWS + 25}" in doc
+    )
     assert "group-064" in doc.split('<figure class="forest">')[1].split("</figure>")[0]  # the worst kept
     assert "group-000" not in doc.split('<figure class="forest">')[1].split("</figure>")[0]
