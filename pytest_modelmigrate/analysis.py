@@ -546,5 +546,6 @@ def _with_recommendations(decision: Decision, run: Run, policy: RecommendPolicy)
         extra={c: _extra_calls(run, decision, c) for c in decision.candidates},
         today=today,
         names={s.id: s.name for s in run.models},
+        paired=run.metrics.get("paired") or {},
     )
     return replace(decision, recommendations=tuple(recommendations), sunset=sunset, recommend_policy=policy)

@@ -195,6 +195,59 @@ def deltas(candidate: Mapping[str, Any], incumbent: Mapping[str, Any]) -> dict[s
     }
 
 
+def _per_test_values(
+    outcomes: Iterable[Mapping[str, Any]],
+    model: str,
+    prices: Mapping[str, Price],
+    names: Mapping[str, str],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """test -> cost per sample run (every call priced) and test -> mean call latency, of one model."""
+    cost: dict[str, float] = {}
+    latency: dict[str, float] = {}
+    for outcome in outcomes:
+        test, calls = str(outcome.get("test", "")), outcome.get("calls") or []
+        ran = int(outcome.get("total", 0) or 0) or len(outcome.get("samples") or []) or 1
+        if not calls:
+            continue
+        costs = [_call_cost(call, price_for_call(call, model, prices, names)) for call in calls]
+        if all(c is not None for c in costs):
+            cost[test] = sum(c for c in costs if c is not None) / ran
+        times = [
+            float(call["latency_ms"])
+            for call in calls
+            if isinstance(call.get("latency_ms"), (int, float))
+            and not isinstance(call.get("latency_ms"), bool)
+        ]
+        if times:
+            latency[test] = sum(times) / len(times)
+    return cost, latency
+
+
+def ratio_interval(incumbent: Mapping[str, float], candidate: Mapping[str, float]) -> dict[str, Any] | None:
+    """The candidate's mean over the incumbent's, over the tests both have, with a 95% interval.
+
+    Paired by test; the interval is the delta method's for a ratio of means (the variance of
+    ``c - R·i`` over the tests), None below two tests or when the incumbent's mean is 0.
+    """
+    tests = sorted(set(incumbent) & set(candidate))
+    if len(tests) < 2:
+        return None
+    inc = [incumbent[t] for t in tests]
+    cand = [candidate[t] for t in tests]
+    mean_inc, mean_cand = sum(inc) / len(inc), sum(cand) / len(cand)
+    if mean_inc <= 0:
+        return None
+    ratio = mean_cand / mean_inc
+    residuals = [c - ratio * i for c, i in zip(cand, inc, strict=True)]
+    se = (sum(r * r for r in residuals) / (len(tests) * (len(tests) - 1))) ** 0.5 / mean_inc
+    return {
+        "ratio": ratio,
+        "low": max(0.0, ratio - 1.96 * se),
+        "high": ratio + 1.96 * se,
+        "tests": len(tests),
+    }
+
+
 def compute_metrics(
     outcomes: Sequence[Mapping[str, Any]],
     model_ids: Sequence[str],
@@ -234,6 +287,16 @@ def compute_metrics(
     }
     if incumbent is not None and incumbent in per_model:
         result["deltas"] = {m: deltas(per_model[m], per_model[incumbent]) for m in models if m != incumbent}
+        # paired by test, with intervals: what the recommendation weighs beside the quality
+        values = {m: _per_test_values(by_model[m], m, prices or {}, model_names or {}) for m in models}
+        result["paired"] = {
+            m: {
+                "cost_per_test": ratio_interval(values[incumbent][0], values[m][0]),
+                "latency_mean": ratio_interval(values[incumbent][1], values[m][1]),
+            }
+            for m in models
+            if m != incumbent
+        }
     return result
 
 

@@ -600,3 +600,36 @@ def test_paired_drop_variance_divides_by_the_samples_taken() -> None:
     drop = paired_drop([one] * 10, 0.05)
     assert drop is not None and drop.high is not None
     assert drop.high == pytest.approx(1.6448536269514722 * (10 * one.variance) ** 0.5 / 10)
+
+
+def test_ratio_interval_is_paired_by_test() -> None:
+    from pytest_modelmigrate.metrics import ratio_interval
+
+    inc = {"a": 1.0, "b": 2.0, "c": 3.0}
+    assert ratio_interval(inc, {"a": 0.5, "b": 1.0, "c": 1.5}) == {
+        "ratio": 0.5,
+        "low": 0.5,
+        "high": 0.5,
+        "tests": 3,
+    }
+    noisy = ratio_interval(inc, {"a": 0.4, "b": 1.2, "c": 1.4, "d": 9.0})  # d: not paired, left out
+    assert noisy is not None and noisy["tests"] == 3
+    assert noisy["ratio"] == pytest.approx(3.0 / 6.0)
+    assert noisy["low"] < noisy["ratio"] < noisy["high"]
+    assert ratio_interval({"a": 1.0}, {"a": 2.0}) is None  # one test: no interval
+    assert ratio_interval({"a": 0.0, "b": 0.0}, {"a": 1.0, "b": 1.0}) is None  # nothing to divide by
+
+
+def test_the_recommendation_quotes_the_paired_cost_with_its_interval() -> None:
+    paired = {"cand": {"cost_per_test": {"ratio": 0.5, "low": 0.4, "high": 0.6, "tests": 9}}}
+    out, _ = recommend(
+        verdicts(a="non-inferior"),
+        incumbent="inc",
+        candidates=["cand"],
+        policy=RecommendPolicy(),
+        deltas=deltas(cost=0.55),
+        paired=paired,
+    )
+    (r,) = out
+    assert r.action == "migrate" and r.cost_ratio == 0.5 and r.cost_interval == (0.4, 0.6)
+    assert "cost 0.50x [0.40-0.60] the incumbent's" in r.line

@@ -122,6 +122,8 @@ class Recommendation:
     extra_calls: int | None = None
     extra_cost_usd: float | None = None
     must_migrate_by: str | None = None
+    cost_interval: tuple[float, float] | None = None  # paired by test, 95%
+    latency_interval: tuple[float, float] | None = None  # of the mean latency, paired by test, 95%
 
     @property
     def headline(self) -> str:
@@ -149,6 +151,8 @@ class Recommendation:
             "extra_calls": self.extra_calls,
             "extra_cost_usd": self.extra_cost_usd,
             "must_migrate_by": self.must_migrate_by,
+            "cost_interval": None if self.cost_interval is None else list(self.cost_interval),
+            "latency_interval": None if self.latency_interval is None else list(self.latency_interval),
         }
 
 
@@ -162,6 +166,28 @@ def _more(count: int) -> str:
 def _ratio(deltas: Mapping[str, Any], key: str) -> float | None:
     value = (deltas.get(key) or {}).get("ratio")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _interval(data: Any) -> tuple[float, float] | None:
+    if not isinstance(data, dict):
+        return None
+    low, high = data.get("low"), data.get("high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        return float(low), float(high)
+    return None
+
+
+def _cost_text(cost: float, interval: tuple[float, float] | None) -> str:
+    """``cost 0.16x [0.15-0.17]``: paired by test, with its 95% interval when there is one."""
+    return f"cost {cost:.2f}x" + ("" if interval is None else f" [{interval[0]:.2f}-{interval[1]:.2f}]")
+
+
+def _latency_text(p95: float, mean: float | None, interval: tuple[float, float] | None) -> str:
+    """``p95 latency 0.52x (mean 0.53x [0.51-0.55])``: the p95 ratio, and the paired mean's."""
+    text = f"p95 latency {p95:.2f}x"
+    if mean is not None and interval is not None:
+        text += f" (mean {mean:.2f}x [{interval[0]:.2f}-{interval[1]:.2f}])"
+    return text
 
 
 def _gain(ratio: float | None, min_gain: float) -> bool:
@@ -186,13 +212,16 @@ def recommend(
     extra: Mapping[str, tuple[int, float | None]] | None = None,
     today: date | None = None,
     names: Mapping[str, str] | None = None,
+    paired: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[Recommendation], Sunset | None]:
     """The recommendation per candidate, and the incumbent's sunset when one is declared.
 
     ``verdicts``: group -> candidate -> the verdict's ``to_dict()``; ``deltas``: candidate ->
     the metrics' deltas (``cost_per_test_usd``, ``latency_p95_ms`` with their ``ratio``);
     ``failing_checks``: group -> candidate -> names of the checks that failed; ``extra``:
-    candidate -> (calls, cost or None) that would decide its undecided groups.
+    candidate -> (calls, cost or None) that would decide its undecided groups; ``paired``:
+    candidate -> the metrics' paired ratios with intervals (``cost_per_test``, ``latency_mean``),
+    quoted beside the point ratios.
     """
     failing_checks = failing_checks or {}
     extra = extra or {}
@@ -227,14 +256,27 @@ def recommend(
             regressed[g] = {"checks": checks, "remedy": remedy}
         cost = _ratio(deltas.get(cand) or {}, "cost_per_test_usd")
         latency = _ratio(deltas.get(cand) or {}, "latency_p95_ms")
+        cost_paired = (paired or {}).get(cand, {}).get("cost_per_test")
+        cost_ci = _interval(cost_paired)
+        if cost_ci is not None and isinstance(cost_paired, dict):
+            cost = float(cost_paired["ratio"])  # paired by test: the estimate its interval is about
+        latency_paired = (paired or {}).get(cand, {}).get("latency_mean")
+        latency_ci = _interval(latency_paired)
+        mean_latency = None
+        if latency_ci is not None and isinstance(latency_paired, dict):
+            mean_latency = float(latency_paired["ratio"])
         calls, extra_cost = extra.get(cand, (None, None))
         reasons: list[str] = []
         over = []
         if policy.max_cost_ratio is not None and cost is not None and cost > policy.max_cost_ratio:
-            over.append(f"cost {cost:.2f}x the incumbent's, over the budget {policy.max_cost_ratio:g}x")
+            over.append(
+                _cost_text(cost, cost_ci) + f" the incumbent's, over the budget {policy.max_cost_ratio:g}x"
+            )
         max_latency = policy.max_latency_ratio
         if max_latency is not None and latency is not None and latency > max_latency:
-            over.append(f"p95 latency {latency:.2f}x, over the budget {max_latency:g}x")
+            over.append(
+                _latency_text(latency, mean_latency, latency_ci) + f", over the budget {max_latency:g}x"
+            )
         blocking = [g for g in regressed_groups if g in policy.blocking]
         if over or blocking:
             action = "don't migrate"
@@ -266,10 +308,10 @@ def recommend(
             gains = []
             if improved:
                 gains.append(f"improved on {', '.join(improved[:NAMED])}{_more(len(improved))}")
-            if _gain(cost, policy.min_gain):
-                gains.append(f"cost {cost:.2f}x the incumbent's")
-            if _gain(latency, policy.min_gain):
-                gains.append(f"p95 latency {latency:.2f}x")
+            if cost is not None and _gain(cost, policy.min_gain):
+                gains.append(_cost_text(cost, cost_ci) + " the incumbent's")
+            if latency is not None and _gain(latency, policy.min_gain):
+                gains.append(_latency_text(latency, mean_latency, latency_ci))
             if gains or pressing:
                 action = "migrate"
                 reasons.append(f"every group non-inferior or improved ({len(findings)} group(s))")
@@ -281,13 +323,14 @@ def recommend(
                     f"latency saving of {100 * policy.min_gain:.0f}% or more, and no sunset pressure"
                 )
         if action != "migrate" and not over:
-            shown = [f"cost {cost:.2f}x" if cost is not None else ""]
-            shown.append(f"p95 latency {latency:.2f}x" if latency is not None else "")
+            shown = [_cost_text(cost, cost_ci) if cost is not None else ""]
+            shown.append(_latency_text(latency, mean_latency, latency_ci) if latency is not None else "")
             reasons.append(", ".join(s for s in shown if s))
         out.append(
             Recommendation(
                 cand, action, tuple(r for r in reasons if r), regressed, undecided, improved, non_inferior,
                 cost, latency, calls, extra_cost, sunset.date if pressing and sunset is not None else None,
+                cost_ci, latency_ci,
             )
         )  # fmt: skip
     if sunset is not None and pressing:
