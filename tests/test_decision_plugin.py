@@ -456,3 +456,83 @@ def test_incumbent_samples_must_be_a_positive_number(pytester: pytest.Pytester) 
     result = pytester.runpytest(TWO, "--incumbent-samples=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--incumbent-samples*at least 1*"])
+
+
+# -- budgets and improvement, recorded against the emulator with the real SDK ---------------------
+
+BUDGET_SCRIPT = {
+    "models": {
+        "emu-a": {"rules": [{"match": "route", "reply": "billing"}], "default": "billing"},
+        "emu-b": {"rules": [{"match": "route", "reply": "billing"}], "default": "billing"},
+    }
+}
+BUDGET_TESTS = """
+import pytest
+import app
+
+@pytest.mark.prompt("route", deterministic=True)
+@pytest.mark.parametrize("i", range(3))
+def test_route(model, checks, i):
+    checks.one_of(app.chat(model, f"route ticket {i}").strip(), ["billing"])
+"""
+
+
+def test_a_candidate_over_the_cost_budget_is_dont_migrate(
+    pytester: pytest.Pytester, start_emulator: Any
+) -> None:
+    """Same answers, five times the price: quality is non-inferior, the budget says no."""
+    emulator = start_emulator(BUDGET_SCRIPT, test_route=BUDGET_TESTS)
+    pytester.makeini(
+        "[pytest]\n"
+        "modelmigrate_prices =\n    emu-a: input=1.00 output=1.00\n    emu-b: input=5.00 output=5.00\n"
+        "modelmigrate_max_cost_ratio = 1.5\n"
+    )
+    pytester.runpytest("--models=emu-a,emu-b", "--record-mode=once", "-p", "no:randomly").assert_outcomes(
+        passed=6
+    )
+    emulator.stop()
+    result = pytester.runpytest("--models=emu-a,emu-b", "--migration-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=6)
+    run = read_run(pytester)
+    assert verdict(run, "route", "emu-b")["finding"] == "non-inferior"
+    rec = recommendation(run, "emu-b")
+    assert rec["action"] == "don't migrate"
+    assert rec["cost_ratio"] == pytest.approx(5.0)
+    assert rec["cost_interval"] == [pytest.approx(5.0), pytest.approx(5.0)]
+    assert "over the budget 1.5x" in rec["line"]
+    assert printed(result, "recommendation: emu-b: don't migrate:")
+    # without the budget, the same run defers: nothing to gain, no sunset
+    pytester.makeini(
+        "[pytest]\nmodelmigrate_prices =\n    emu-a: input=1.00 output=1.00\n    emu-b: input=5.00 output=5.00\n"
+    )
+    pytester.runpytest("--models=emu-a,emu-b", "--migration-json=free.json", "-p", "no:randomly")
+    assert recommendation(read_run(pytester, "free.json"), "emu-b")["action"] == "defer"
+
+
+IMPROVE = """
+import pytest
+
+@pytest.mark.prompt("g")
+@pytest.mark.samples(40)
+@pytest.mark.parametrize("i", range(4))
+def test_it(model, i, request):
+    # the incumbent fails one sample in two, the candidate never
+    count = request.config.stash.setdefault(COUNT, {})
+    count[(model, i)] = count.get((model, i), 0) + 1
+    assert model == "b" or count[(model, i)] % 2
+"""
+
+
+def test_a_significantly_better_candidate_is_improved_and_migrate(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_x="import pytest\nCOUNT = pytest.StashKey[dict]()\n" + IMPROVE.replace("import pytest\n", "", 1)
+    )
+    result = pytester.runpytest(TWO, "--migration-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=4, failed=4)  # the incumbent's own failures
+    run = read_run(pytester)
+    found = verdict(run)
+    assert found["finding"] == "improved" and found["verdict"] == "migrate"
+    assert found["delta"]["estimate"] == pytest.approx(-0.5)
+    assert found["improvement_p_adjusted"] is not None and found["improvement_p_adjusted"] <= 0.05
+    rec = recommendation(run)
+    assert rec["action"] == "migrate" and rec["improved"] == ["g"]
