@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .gate import GatePolicy, Regression, Tally, TestDesign, compare, decide
 from .gate.recommend import RecommendPolicy
-from .results import ERROR, MISSING, Matrix, Outcome, build_matrix
+from .results import ERROR, MISSING, PASSED, XPASSED, Matrix, Outcome, build_matrix
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -228,8 +228,6 @@ class Run:
 
 def _sample_results(outcome: Outcome) -> tuple[bool, ...]:
     """Each sample's pass or fail in recording order (what the discordant pairs pair up)."""
-    from .results import PASSED, XPASSED
-
     if not outcome.is_evidence:
         return ()
     if outcome.samples:
@@ -262,13 +260,15 @@ def check_scores(outcomes: Sequence[Outcome]) -> dict[str, dict[str, dict[str, d
         per_sample: dict[str, dict[int, list[float]]] = {}
         for check in o.checks:
             score = check.get("score")
-            kind = (check.get("details") or {}).get("check") or check.get("name")
+            if score is None or isinstance(score, bool) or not isinstance(score, (int, float)):
+                continue
+            details = check.get("details")
+            kind = (details.get("check") if isinstance(details, dict) else None) or check.get("name")
             if kind == "drift":
                 continue  # a similarity to the incumbent's own answer: 1 on the incumbent by construction
-            if isinstance(score, (int, float)) and not isinstance(score, bool):
-                sample = check.get("sample")
-                index = sample if isinstance(sample, int) else 0
-                per_sample.setdefault(str(check.get("name")), {}).setdefault(index, []).append(float(score))
+            sample = check.get("sample")
+            index = sample if isinstance(sample, int) else 0
+            per_sample.setdefault(str(check.get("name")), {}).setdefault(index, []).append(float(score))
         for name, samples in per_sample.items():
             values = [sum(v) / len(v) for _, v in sorted(samples.items())]
             found.setdefault(o.group, {}).setdefault(o.test, {}).setdefault(o.model, {})[name] = values
@@ -536,8 +536,19 @@ def _with_recommendations(decision: Decision, run: Run, policy: RecommendPolicy)
         today = datetime.fromisoformat(run.created).date()
     except ValueError:
         today = datetime.now(UTC).date()
+    # what the recommendation reads of each verdict (the whole to_dict() lists every test)
+    findings = {
+        g: {
+            c: {
+                "finding": v.finding,
+                "scores": [{"check": sc.check, "finding": sc.finding} for sc in v.scores],
+            }
+            for c, v in per.items()
+        }
+        for g, per in decision.verdicts.items()
+    }
     recommendations, sunset = recommend(
-        {g: {c: v.to_dict() for c, v in per.items()} for g, per in decision.verdicts.items()},
+        findings,
         incumbent=decision.incumbent,
         candidates=decision.candidates,
         policy=policy,
