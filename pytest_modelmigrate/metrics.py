@@ -201,26 +201,35 @@ def _per_test_values(
     prices: Mapping[str, Price],
     names: Mapping[str, str],
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """test -> cost per sample run (every call priced) and test -> mean call latency, of one model."""
-    cost: dict[str, float] = {}
-    latency: dict[str, float] = {}
+    """test -> cost per sample run (every call priced) and test -> mean call latency, of one model.
+
+    A matrix row can hold several outcomes (a dataset's examples): they add up, in any order.
+    """
+    cost_sum: dict[str, float] = {}
+    runs: dict[str, int] = {}
+    unpriced: set[str] = set()
+    latency_sum: dict[str, float] = {}
+    latency_count: dict[str, int] = {}
     for outcome in outcomes:
         test, calls = str(outcome.get("test", "")), outcome.get("calls") or []
-        ran = int(outcome.get("total", 0) or 0) or len(outcome.get("samples") or []) or 1
         if not calls:
             continue
-        costs = [_call_cost(call, price_for_call(call, model, prices, names)) for call in calls]
-        if all(c is not None for c in costs):
-            cost[test] = sum(c for c in costs if c is not None) / ran
-        times = [
-            float(call["latency_ms"])
-            for call in calls
-            if isinstance(call.get("latency_ms"), (int, float))
-            and not isinstance(call.get("latency_ms"), bool)
-        ]
-        if times:
-            latency[test] = sum(times) / len(times)
-    return cost, latency
+        runs[test] = runs.get(test, 0) + (
+            int(outcome.get("total", 0) or 0) or len(outcome.get("samples") or []) or 1
+        )
+        for call in calls:
+            priced = _call_cost(call, price_for_call(call, model, prices, names))
+            if priced is None:
+                unpriced.add(test)
+            else:
+                cost_sum[test] = cost_sum.get(test, 0.0) + priced
+            latency = call.get("latency_ms")
+            if isinstance(latency, (int, float)) and not isinstance(latency, bool):
+                latency_sum[test] = latency_sum.get(test, 0.0) + float(latency)
+                latency_count[test] = latency_count.get(test, 0) + 1
+    per_run = {t: total / runs[t] for t, total in cost_sum.items() if t not in unpriced}
+    mean_latency = {t: total / latency_count[t] for t, total in latency_sum.items()}
+    return per_run, mean_latency
 
 
 def ratio_interval(incumbent: Mapping[str, float], candidate: Mapping[str, float]) -> dict[str, Any] | None:

@@ -633,3 +633,24 @@ def test_the_recommendation_quotes_the_paired_cost_with_its_interval() -> None:
     (r,) = out
     assert r.action == "migrate" and r.cost_ratio == 0.5 and r.cost_interval == (0.4, 0.6)
     assert "cost 0.50x [0.40-0.60] the incumbent's" in r.line
+
+
+def test_paired_ratios_do_not_depend_on_the_order_of_a_rows_outcomes() -> None:
+    """A dataset's examples are outcomes of one matrix row: they add up, in any order (a merged run
+    lists them in shard order)."""
+    from pytest_modelmigrate.metrics import compute_metrics
+    from pytest_modelmigrate.pricing import Price
+
+    def outcome(model: str, example: int, latency: float) -> dict[str, Any]:
+        usage = {"input_tokens": 10 * (example + 1), "output_tokens": 5}
+        call = {"latency_ms": latency, "usage": usage, "model_requested": model}
+        return {"test": "row", "model": model, "group": "g", "total": 1, "calls": [call]}
+
+    outcomes = [outcome(m, e, 100.0 * (e + 1) * (2 if m == "b" else 1)) for m in "ab" for e in range(3)]
+    outcomes += [outcome(m, 0, 50.0) | {"test": "other"} for m in "ab"]
+    prices = {"a": Price(1.0, 1.0), "b": Price(2.0, 2.0)}
+    forward = compute_metrics(outcomes, ["a", "b"], "a", prices)["paired"]
+    backward = compute_metrics(list(reversed(outcomes)), ["a", "b"], "a", prices)["paired"]
+    assert forward == backward
+    assert forward["b"]["cost_per_test"]["tests"] == 2
+    assert forward["b"]["latency_mean"]["ratio"] == pytest.approx((400 + 50) / (200 + 50))
