@@ -203,13 +203,13 @@ def _per_test_values(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """test -> cost per sample run (every call priced) and test -> mean call latency, of one model.
 
-    A matrix row can hold several outcomes (a dataset's examples): they add up, in any order.
+    A matrix row can hold several outcomes (a dataset's examples): they add up in any order, to
+    the same bits (``math.fsum``), so a merged run of shards agrees with one job.
     """
-    cost_sum: dict[str, float] = {}
+    costs: dict[str, list[float]] = {}
     runs: dict[str, int] = {}
     unpriced: set[str] = set()
-    latency_sum: dict[str, float] = {}
-    latency_count: dict[str, int] = {}
+    latencies: dict[str, list[float]] = {}
     for outcome in outcomes:
         test, calls = str(outcome.get("test", "")), outcome.get("calls") or []
         if not calls:
@@ -222,13 +222,12 @@ def _per_test_values(
             if priced is None:
                 unpriced.add(test)
             else:
-                cost_sum[test] = cost_sum.get(test, 0.0) + priced
+                costs.setdefault(test, []).append(priced)
             latency = call.get("latency_ms")
             if isinstance(latency, (int, float)) and not isinstance(latency, bool):
-                latency_sum[test] = latency_sum.get(test, 0.0) + float(latency)
-                latency_count[test] = latency_count.get(test, 0) + 1
-    per_run = {t: total / runs[t] for t, total in cost_sum.items() if t not in unpriced}
-    mean_latency = {t: total / latency_count[t] for t, total in latency_sum.items()}
+                latencies.setdefault(test, []).append(float(latency))
+    per_run = {t: math.fsum(v) / runs[t] for t, v in costs.items() if t not in unpriced}
+    mean_latency = {t: math.fsum(v) / len(v) for t, v in latencies.items()}
     return per_run, mean_latency
 
 

@@ -654,3 +654,19 @@ def test_paired_ratios_do_not_depend_on_the_order_of_a_rows_outcomes() -> None:
     assert forward == backward
     assert forward["b"]["cost_per_test"]["tests"] == 2
     assert forward["b"]["latency_mean"]["ratio"] == pytest.approx((400 + 50) / (200 + 50))
+
+
+def test_a_saving_whose_interval_reaches_one_is_no_reason_to_migrate() -> None:
+    """Cost 0.8x on the point but [0.5-1.1] paired by test: noise, not a saving; defer."""
+    noisy = {"cand": {"cost_per_test": {"ratio": 0.8, "low": 0.5, "high": 1.1, "tests": 4}}}
+    clear = {"cand": {"cost_per_test": {"ratio": 0.8, "low": 0.75, "high": 0.85, "tests": 40}}}
+    for paired, action in ((noisy, "defer"), (clear, "migrate")):
+        out, _ = recommend(
+            verdicts(a="non-inferior"),
+            incumbent="inc",
+            candidates=["cand"],
+            policy=RecommendPolicy(),
+            deltas=deltas(cost=0.8),
+            paired=paired,
+        )
+        assert out[0].action == action, paired

@@ -190,8 +190,12 @@ def _latency_text(p95: float, mean: float | None, interval: tuple[float, float] 
     return text
 
 
-def _gain(ratio: float | None, min_gain: float) -> bool:
-    return ratio is not None and ratio <= 1.0 - min_gain + 1e-12
+def _gain(ratio: float | None, min_gain: float, interval: tuple[float, float] | None = None) -> bool:
+    """A saving of at least ``min_gain``, and, where the paired interval exists, a real one (its
+    upper end below 1): latencies that are noise do not count as a reason to migrate."""
+    if ratio is None or ratio > 1.0 - min_gain + 1e-12:
+        return False
+    return interval is None or interval[1] < 1.0
 
 
 def _sunset_of(policy: RecommendPolicy, incumbent: str, names: Mapping[str, str]) -> str | None:
@@ -308,9 +312,9 @@ def recommend(
             gains = []
             if improved:
                 gains.append(f"improved on {', '.join(improved[:NAMED])}{_more(len(improved))}")
-            if cost is not None and _gain(cost, policy.min_gain):
+            if cost is not None and _gain(cost, policy.min_gain, cost_ci):
                 gains.append(_cost_text(cost, cost_ci) + " the incumbent's")
-            if latency is not None and _gain(latency, policy.min_gain):
+            if latency is not None and _gain(latency, policy.min_gain, latency_ci):
                 gains.append(_latency_text(latency, mean_latency, latency_ci))
             if gains or pressing:
                 action = "migrate"
