@@ -250,6 +250,52 @@ class AtomicPersister:
         write_atomically(path, data)
 
 
+# Downloads that libraries make at run time, inside a test: what they are and how to keep them offline.
+_KNOWN_DOWNLOADS = (
+    (
+        "raw.githubusercontent.com",
+        "model_prices_and_context_window",
+        "litellm downloads its cost map when it is imported; set LITELLM_LOCAL_MODEL_COST_MAP=True "
+        "before litellm is imported (in conftest.py, or the CI job's environment) so it reads the "
+        "copy it ships",
+    ),
+    (
+        "openaipublic.blob.core.windows.net",
+        "",
+        "tiktoken downloads its encoding files on first use; set TIKTOKEN_CACHE_DIR to a folder kept "
+        "in the repository (filled once with the network) so it reads them from there",
+    ),
+    (
+        "huggingface.co",
+        "",
+        "huggingface_hub downloads a model or tokenizer; set HF_HUB_OFFLINE=1 with the files in its "
+        "cache (or a folder kept in the repository)",
+    ),
+)
+
+
+def _not_a_model_call(method: str, uri: str) -> str:
+    """What a request that no model API serves is (empty for a model call): a replay miss on it
+    is a library's download, a health check or a listing, not a prompt that changed."""
+    from urllib.parse import urlsplit
+
+    from .providers.parse import classify
+
+    if classify(method, uri) is not None:
+        return ""
+    parts = urlsplit(uri)
+    host = (parts.hostname or "").lower()
+    for known_host, path_part, what in _KNOWN_DOWNLOADS:
+        if host == known_host and path_part in parts.path:
+            return what
+    return (
+        f"no model API serves {method.upper()} {parts.path or '/'}. Something in the test (a library, "
+        "a health check, a listing) made a request of its own while the cassette was recorded, or "
+        "makes one now that it did not make then. Keep it out of the test, or record it with the test "
+        "(it replays like a model call)"
+    )
+
+
 def _stream_text(response: Any) -> str | None:
     """The body of a recorded event-stream response, as text (None for anything else)."""
     if not isinstance(response, dict) or not isinstance(response.get("headers"), dict):
@@ -759,6 +805,9 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 f"  cassette: {session.path}" + ("" if session.path.exists() else " (missing)"),
                 f"  record mode: {session.record_mode} (replay only: nothing was sent to the network)",
             ]
+            not_a_model = _not_a_model_call(request.method, request.uri)
+            if not_a_model:
+                lines.append(f"  this is not a model call: {not_a_model}")
             if session.episode_miss():
                 have = len(session.episodes)
                 lines[0] += f" in sample {session.sample + 1}"

@@ -21,6 +21,8 @@ _SUBCOMMAND_MODULES = (
     "pytest_modelmigrate.reports.show",
     "pytest_modelmigrate.merge",
     "pytest_modelmigrate.export",
+    "pytest_modelmigrate.canary",
+    "pytest_modelmigrate.history",
 )
 
 

@@ -62,6 +62,17 @@ def _to_call(raw: Any, model: str, request: Mapping[str, Any]) -> Call:
     return dataclasses.replace(call, model_requested=model, request_json=dict(request))
 
 
+def _accepts(method: Any, name: str) -> bool:
+    """Whether an SDK method takes the keyword ``name`` (SDK versions add and drop parameters)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return True  # no signature to read: send it, and let the SDK say
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 def _openai_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
     if tool.get("type") == "function" and "function" in tool:
         return dict(tool)
@@ -242,6 +253,7 @@ class PromptClient:
             params["output_config"] = {"format": {"type": "json_schema", "schema": dict(schema)}}
         if tools:
             params["tools"] = [_anthropic_tool(t) for t in tools]
-        if temperature is not None:
+        if temperature is not None and _accepts(self.client.messages.create, "temperature"):
+            # anthropic 2.x's messages.create takes no temperature: the judge's 0.0 is then left out
             params["temperature"] = temperature
         return params

@@ -127,6 +127,11 @@ class SecretInCassetteError(RuntimeError):
     """A cassette about to be written still holds something that looks like a live key."""
 
 
+# The key a replay session gives the SDKs when none is set (``replay.placeholder_keys``): no secret,
+# and never redacted (its pieces would match the plugin's own name in cassettes and reports).
+PLACEHOLDER_KEY = "modelmigrate-replay-no-key"
+
+
 def secret_values_from_env(
     environ: Mapping[str, str] | None = None, extra_variables: Iterable[str] = ()
 ) -> list[str]:
@@ -137,6 +142,7 @@ def secret_values_from_env(
         value
         for name, value in environ.items()
         if len(value) >= _MIN_SECRET_LENGTH
+        and value != PLACEHOLDER_KEY
         and (
             name in names
             or _SECRET_VARIABLE.search(name)

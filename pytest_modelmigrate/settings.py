@@ -279,14 +279,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "budget_usd",
-        "With --samples=auto: stop recording more samples once this run's recorded calls cost this much",
+        "While recording (--samples=N or auto): stop taking more samples once this run's recorded calls "
+        "cost this much (every test still takes one)",
         flag="--migration-budget-usd",
         metavar="USD",
         convert=_nonnegative_float,
     ),
     _s(
         "max_calls",
-        "With --samples=auto: stop recording more samples after N recorded calls in this run",
+        "While recording (--samples=N or auto): stop taking more samples after N recorded calls in "
+        "this run (every test still takes one)",
         flag="--migration-max-calls",
         metavar="N",
         convert=positive_int,
@@ -429,6 +431,14 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="PATH",
     ),
     _s(
+        "history_path",
+        "Append this run to a migration history (JSON lines, meant to be committed) at PATH; "
+        "`modelmigrate history show` renders it (not for a shard: append the merged run)",
+        flag="--migration-history",
+        ini="modelmigrate_history",
+        metavar="PATH",
+    ),
+    _s(
         "plan",
         "List the calls, tokens and estimated cost per model that this recording run would make "
         "(from the recorded calls and modelmigrate_prices), and exit without calling any provider",
@@ -450,6 +460,24 @@ SETTINGS: tuple[Setting, ...] = (
         "Request parts left out of cassette matching, one a line: query:NAME or body:PATH "
         "(e.g. body:metadata.request_id; the query flags beta and api-version always are)",
         ini="modelmigrate_match_ignore",
+        ini_type="linelist",
+        default=(),
+        convert=_comma_items,
+    ),
+    _s(
+        "allow_network",
+        "In replay (--record-mode=none), let code outside a model's cassette reach other machines "
+        "(by default every non-loopback connection of the session is refused, naming the caller)",
+        flag="--migration-allow-network",
+        ini="modelmigrate_allow_network",
+        default=False,
+        convert=_bool,
+        switch=True,
+    ),
+    _s(
+        "allowed_hosts",
+        "Hosts that code outside a model's cassette may reach during replay, e.g. a test database",
+        ini="modelmigrate_allowed_hosts",
         ini_type="linelist",
         default=(),
         convert=_comma_items,
@@ -595,9 +623,12 @@ class Settings:
     html_path: Path | None = None
     baseline_save: Path | None = None
     baseline_compare: Path | None = None
+    history_path: Path | None = None  # --migration-history: the run is appended at the end
     shard: tuple[int, int] | None = None  # (K, N) from --migration-shard: a label, selects nothing
     plan: bool = False  # --migration-plan: list what recording would call, then exit
     match_ignore: MatchIgnore = field(default_factory=MatchIgnore)
+    allow_network: bool = False
+    allowed_hosts: tuple[str, ...] = ()
     record_rpm: Mapping[str, float] = field(default_factory=dict)
     cassette_dir: str = "cassettes"
     parse_cache: bool = True
@@ -631,6 +662,11 @@ class Settings:
     @property
     def recording(self) -> bool:
         return self.record_mode not in ("none", RECORD_MODE_DISABLED)
+
+    @property
+    def replaying(self) -> bool:
+        """Every model call answered from a cassette (``--record-mode=none``, the default)."""
+        return self.record_mode == "none"
 
 
 def _raw(setting: Setting, cli: Callable[[str], Any], ini: Callable[[str], Any]) -> tuple[Any, str] | None:
@@ -753,6 +789,8 @@ def resolve(
         shard=values["shard"],
         plan=values["plan"],
         match_ignore=_match_ignore(values["match_ignore"]),
+        allow_network=values["allow_network"],
+        allowed_hosts=values["allowed_hosts"],
         record_rpm=_record_rpm(values["record_rpm"]),
         cassette_dir=str(values["cassette_dir"]).strip() or "cassettes",
         parse_cache=values["parse_cache"],
@@ -764,6 +802,7 @@ def resolve(
         provider_patterns=values["provider_patterns"],
         prices=_prices(values["price_lines"], str(values["prices_file"]).strip(), rootpath),
         emulator_script=_rooted(str(values["emulator_script"]).strip(), rootpath),
+        history_path=_rooted(str(values["history_path"] or "").strip(), rootpath),
         emulator_port=values["emulator_port"],
         emulator_time_scale=values["emulator_time_scale"],
         **paths,

@@ -685,7 +685,15 @@ def pytest_unconfigure(config):
 
 def test_replay_opens_no_socket(project: pytest.Pytester, emulator: Emulator) -> None:
     project.makepyfile(test_sdk=SDK_TESTS)
-    project.runpytest("--models=emu-a", "--record-mode=once").assert_outcomes(passed=6)
+    recorded = project.runpytest("--models=emu-a", "--record-mode=once")
+    recorded.assert_outcomes(passed=6)
+    # this test failed about 1 run in 10 under a loaded -n 2 (a passing test's cassette missing on
+    # replay), never reproduced since: if it happens, say which cassette and what recording printed
+    folder = project.path / "cassettes" / "test_sdk" / "emu-a"
+    written = sorted(p.name for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    assert len(written) == 6, f"cassettes written: {written}; emulator served {emulator.requests}\n" + (
+        recorded.stdout.str()
+    )
     served = len(emulator.requests)
     emulator.stop()
     project.runpytest("--models=emu-a", "--block-network").assert_outcomes(passed=6)

@@ -108,13 +108,40 @@ def test_a_folder_as_the_path_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_report_path_that_is_a_folder_names_the_option(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_it(model): pass")
+    pytester.makepyfile("def test_it(model):\n    open('ran', 'w').close()\n")
     (pytester.path / "out").mkdir()
     result = pytester.runpytest("--models=a", "--migration-json=out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["ERROR: --migration-json: cannot write */out: is a folder, not a file; give a file path"]
     )
     assert (pytester.path / "out").is_dir()
+    assert not (pytester.path / "ran").exists()  # refused before any test ran (and spent anything)
+
+
+def test_a_report_over_a_source_file_or_the_baseline_is_refused_before_the_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_x="def test_it(model):\n    open('ran', 'w').close()\n")
+    (pytester.path / "base.json").write_text("{}")
+    for args, said in [
+        (
+            ("--migration-markdown=test_x.py",),
+            "--migration-markdown: refusing to write */test_x.py: it is an existing .py file*",
+        ),
+        (
+            ("--migration-json=r.json", "--migration-html=r.json"),
+            "--migration-html: refusing to write */r.json: --migration-json writes the same file*",
+        ),
+        (
+            ("--migration-baseline-compare=base.json", "--migration-json=base.json"),
+            "--migration-json: refusing to write */base.json: it is the baseline (--migration-baseline-compare) this run reads*",
+        ),
+    ]:
+        result = pytester.runpytest("--models=a", *args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: {said}"])
+        assert not (pytester.path / "ran").exists()
 
 
 def test_a_symlink_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
@@ -223,6 +250,59 @@ def test_disk_full_keeps_the_old_file_whole_and_says_so(
     assert str(caught.value) == f"{target}: No space left on device; the previous file is unchanged"
     assert target.read_text() == "the old recording\n"
     assert temp_files(tmp_path) == []
+
+
+DISK_FULL_CONFTEST = """
+import errno, os
+import pytest
+
+
+def _full(fd):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.fixture(autouse=True)
+def disk_full(request, monkeypatch):
+    if "full" in request.node.name:
+        monkeypatch.setattr(os, "fsync", _full)
+"""
+
+DISK_FULL_TESTS = """
+import app
+
+def test_full(model):
+    assert app.chat(model, "hello")
+
+def test_fine(model):
+    assert app.chat(model, "hello")
+"""
+
+
+def test_a_cassette_that_cannot_be_saved_errors_that_test_only_and_keeps_the_old_file(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_disk=DISK_FULL_TESTS)
+    project.runpytest("--models=emu-a", "--record-mode=once").assert_outcomes(passed=2)
+    old = project.path / "cassettes" / "test_disk" / "emu-a" / "test_full.yaml"
+    before = old.read_bytes()
+    project.makeconftest(DISK_FULL_CONFTEST)
+    result = project.runpytest("--models=emu-a", "--record-mode=rewrite", "-p", "no:randomly")
+    # the disk filled up at teardown, after the paid call: that (test, model) errors, the run goes on
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_full[[]emu-a[]]*",
+            f"test_disk.py::test_full[[]emu-a[]]: the recording could not be saved: {old}: No space left on "
+            "device; the previous file is unchanged. The calls were made; make room (or make the folder "
+            "writable) and record it again: pytest 'test_disk.py::test_full[[]emu-a[]]' --models=emu-a "
+            "--record-mode=rewrite",
+            "*test_full *error*",
+            "*test_fine *1/1 100%*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() and "files.py" not in result.stdout.str()
+    assert old.read_bytes() == before
+    assert temp_files(old.parent) == []
 
 
 def test_disk_full_while_writing_a_report_names_the_option(
@@ -355,6 +435,46 @@ def test_snapshot_model_update_over_cli_only_models_keeps_the_other_models_snaps
     pytester.runpytest("--models=emu-a,emu-b", "--snapshot-update").assert_outcomes(passed=2)
     both = _snapshots(pytester.path)
     pytester.runpytest("--models=emu-b", "--snapshot-update").assert_outcomes(passed=1)
+    assert _snapshots(pytester.path) == both
+
+
+PLAIN_SNAPSHOT_TEST = """
+def test_plain(snapshot):
+    assert "not about any model" == snapshot
+"""
+
+
+@pytest.mark.parametrize(
+    ("layout", "plugin_args"), [("same module", ()), ("own module", ("-n", "2"))], ids=["same-module", "n2"]
+)
+def test_a_plain_snapshot_beside_snapshot_model_neither_deletes_nor_fails_other_models_snapshots(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, plugin_args: tuple[str, ...], layout: str
+) -> None:
+    # syrupy's default (amber) extension scans all of __snapshots__/ and took another model's JSON
+    # for an unknown file: `--snapshot-update` deleted it, and a plain replay failed on it as unused
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    model_test = SNAP_TESTS.replace("snap)", "snapshot_model)").replace("== snap", "== snapshot_model")
+    if layout == "same module":
+        pytester.makepyfile(test_snap=model_test + PLAIN_SNAPSHOT_TEST)
+    else:
+        pytester.makepyfile(test_snap=model_test, test_plain=PLAIN_SNAPSHOT_TEST)
+    pytester.runpytest("--models=emu-a,emu-b", "--snapshot-update").assert_outcomes(passed=3)
+    both = _snapshots(pytester.path)
+    assert len(both) == 2
+    for extra in ((), ("--snapshot-update",)):
+        result = pytester.runpytest("--models=emu-b", *extra, *plugin_args)
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+        result.stdout.fnmatch_lines(
+            [
+                "snapshots: * for this run: a test uses syrupy's plain `snapshot` fixture, *(emu-a: the models *"
+            ]
+        )
+        assert _snapshots(pytester.path) == both
+    # with every model in the ini, syrupy's own rule applies and nothing is said
+    pytester.makeini("[pytest]\nmodelmigrate_models = emu-a, emu-b\n")
+    result = pytester.runpytest("--models=emu-b", "--snapshot-update")
+    result.stdout.no_fnmatch_line("snapshots: *")
     assert _snapshots(pytester.path) == both
 
 
@@ -542,6 +662,20 @@ def test_misspelt_cli_model_warns_when_the_settings_are_resolved() -> None:
         registry, selected, _ = _models("olld,new", "old, new")
     assert [m.id for m in selected] == ["olld", "new"]  # a warning only: it may be a new candidate
     assert [m.id for m in registry] == ["old", "new", "olld"]
+
+
+def test_the_did_you_mean_is_a_pytest_warning_in_the_summary(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmodelmigrate_models = old=emu-a, new=emu-b\n")
+    pytester.makepyfile("def test_x(model):\n    pass\n")
+    result = pytester.runpytest("--models=olld,new")
+    result.stdout.fnmatch_lines(
+        [
+            "*PytestConfigWarning: --models: 'olld' is not one of modelmigrate_models (old, new); did you mean 'old'?*"
+        ]
+    )
+    assert "merge_registry" not in result.stdout.str() + result.stderr.str()  # no line of settings.py
+    result = pytester.runpytest("--models=olld,new", "-W", "error::pytest.PytestConfigWarning")
+    assert result.ret != pytest.ExitCode.OK  # a project may make it an error
 
 
 def test_models_with_a_space_or_twice_are_usage_errors(pytester: pytest.Pytester) -> None:

@@ -39,6 +39,7 @@ def parse(body: dict[str, Any], *, count_only: bool = False) -> Request:
         for t in body.get("tools") or []
         if isinstance(t, dict) and "name" in t
     )
+    thinking, budget, omitted = _thinking(body.get("thinking"), max_tokens, count_only=count_only)
     choice = body.get("tool_choice")
     forced: str | None = None
     if isinstance(choice, dict):
@@ -46,6 +47,8 @@ def parse(body: dict[str, Any], *, count_only: bool = False) -> Request:
             forced = ""
         elif choice.get("type") == "tool":
             forced = str(choice.get("name", ""))
+    if thinking and forced is not None:
+        raise RequestError("Thinking may not be enabled when tool_choice forces tool use.")
     return Request(
         api="messages",
         model=model,
@@ -59,8 +62,42 @@ def parse(body: dict[str, Any], *, count_only: bool = False) -> Request:
         schema=schema if isinstance(schema, dict) else None,
         tools=tools,
         forced_tool=forced,
+        thinking=thinking,
+        thinking_budget=budget,
+        thinking_omitted=omitted,
         body=body,
     )
+
+
+# The smallest thinking budget the API accepts.
+MIN_THINKING_BUDGET = 1024
+
+
+def _thinking(config: object, max_tokens: int | None, *, count_only: bool) -> tuple[bool, int | None, bool]:
+    """(enabled, budget_tokens, display omitted) of the ``thinking`` parameter, checked as the API does."""
+    if config is None:
+        return False, None, False
+    if not isinstance(config, dict) or config.get("type") not in ("enabled", "disabled", "adaptive"):
+        raise RequestError(
+            "thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'"
+        )
+    if config["type"] == "disabled":
+        return False, None, False
+    omitted = config.get("display") == "omitted"
+    if config["type"] == "adaptive":
+        return True, None, omitted
+    budget = config.get("budget_tokens")
+    if budget is None:
+        raise RequestError("thinking.enabled.budget_tokens: Field required")
+    if isinstance(budget, bool) or not isinstance(budget, int):
+        raise RequestError("thinking.enabled.budget_tokens: Input should be a valid integer")
+    if budget < MIN_THINKING_BUDGET:
+        raise RequestError(
+            f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}"
+        )
+    if not count_only and max_tokens is not None and max_tokens <= budget:
+        raise RequestError("`max_tokens` must be greater than `thinking.budget_tokens`.")
+    return True, budget, omitted
 
 
 def _stop_reason(out: Reply) -> str:
@@ -81,6 +118,8 @@ def _input(arguments: str) -> dict[str, Any]:
 
 def _blocks(out: Reply) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
+    if out.thinking is not None:
+        blocks.append({"type": "thinking", "thinking": out.thinking, "signature": out.signature})
     text = out.refusal if out.refusal is not None else out.text
     if text is not None and (text or not out.tool_calls):
         blocks.append({"type": "text", "text": text, "citations": None})
@@ -134,7 +173,16 @@ def events(call: Request, out: Reply) -> list[Event]:
     emit("message_start", message=_message(out, done=False))
     emit("ping")
     for index, block in enumerate(_blocks(out)):
-        if block["type"] == "text":
+        if block["type"] == "thinking":
+            emit("content_block_start", index=index, content_block={**block, "thinking": "", "signature": ""})
+            for piece in split_pieces(block["thinking"]):
+                emit("content_block_delta", index=index, delta={"type": "thinking_delta", "thinking": piece})
+            emit(
+                "content_block_delta",
+                index=index,
+                delta={"type": "signature_delta", "signature": block["signature"]},
+            )
+        elif block["type"] == "text":
             emit("content_block_start", index=index, content_block={**block, "text": ""})
             for piece in split_pieces(block["text"]):
                 emit("content_block_delta", index=index, delta={"type": "text_delta", "text": piece})

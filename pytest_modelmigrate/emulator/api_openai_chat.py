@@ -5,7 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .exchange import Event, Reply, Request, RequestError, ToolDef, content_text, optional_int, require_model
+from .exchange import (
+    Event,
+    Reply,
+    Request,
+    RequestError,
+    ToolDef,
+    content_text,
+    optional_int,
+    reasoning_effort,
+    require_model,
+)
 from .tokens import logprob_entries, split_pieces
 
 __all__ = ["events", "parse", "render"]
@@ -65,6 +75,7 @@ def parse(body: dict[str, Any]) -> Request:
         forced_tool=forced,
         logprobs=bool(body.get("logprobs")),
         top_logprobs=top if isinstance(top, int) else 0,
+        reasoning_effort=reasoning_effort(body.get("reasoning_effort"), "reasoning_effort"),
         body=body,
     )
 
@@ -82,7 +93,7 @@ def _usage(out: Reply) -> dict[str, Any]:
         "total_tokens": out.input_tokens + out.output_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": out.reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -97,7 +108,7 @@ def _envelope(out: Reply, obj: str) -> dict[str, Any]:
         "created": int(time.time()),
         "model": out.model,
         "service_tier": "default",
-        "system_fingerprint": f"fp_{out.ident[-10:]}",
+        "system_fingerprint": out.fingerprint,
     }
 
 

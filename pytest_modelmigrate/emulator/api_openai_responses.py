@@ -5,7 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .exchange import Event, Reply, Request, RequestError, ToolDef, content_text, optional_int, require_model
+from .exchange import (
+    Event,
+    Reply,
+    Request,
+    RequestError,
+    ToolDef,
+    content_text,
+    optional_int,
+    reasoning_effort,
+    require_model,
+)
 from .tokens import logprob_entries, split_pieces
 
 __all__ = ["events", "parse", "render"]
@@ -61,6 +71,17 @@ def parse(body: dict[str, Any]) -> Request:
         forced = str(choice.get("name", ""))
     include = body.get("include") or []
     top = body.get("top_logprobs") or 0
+    reasoning = body.get("reasoning")
+    if reasoning is not None and not isinstance(reasoning, dict):
+        raise RequestError("Invalid type for 'reasoning': expected an object.", param="reasoning")
+    reasoning = reasoning or {}
+    summary = reasoning.get("summary") or reasoning.get("generate_summary")
+    if summary is not None and summary not in ("auto", "concise", "detailed"):
+        raise RequestError(
+            f"Invalid value: {summary!r}. Supported values are: 'auto', 'concise', and 'detailed'.",
+            param="reasoning.summary",
+            code="invalid_value",
+        )
     return Request(
         api="responses",
         model=model,
@@ -76,8 +97,23 @@ def parse(body: dict[str, Any]) -> Request:
         forced_tool=forced,
         logprobs=isinstance(include, list) and _LOGPROBS_INCLUDE in include,
         top_logprobs=top if isinstance(top, int) else 0,
+        reasoning_effort=reasoning_effort(reasoning.get("effort"), "reasoning.effort"),
+        reasoning_summary=summary,
         body=body,
     )
+
+
+def _reasoning_item(call: Request, out: Reply, *, done: bool) -> dict[str, Any] | None:
+    """The ``reasoning`` output item a reasoning model puts before its message (None otherwise)."""
+    if out.thinking is None:
+        return None
+    item: dict[str, Any] = {"id": f"rs_{out.ident[:48]}", "type": "reasoning", "summary": []}
+    if done and call.reasoning_summary is not None:
+        item["summary"] = [{"type": "summary_text", "text": out.thinking}]
+    include = call.body.get("include") or []
+    if isinstance(include, list) and "reasoning.encrypted_content" in include:
+        item["encrypted_content"] = out.signature
+    return item
 
 
 def _message_item(call: Request, out: Reply, *, done: bool) -> dict[str, Any] | None:
@@ -120,8 +156,9 @@ def _response(call: Request, out: Reply, *, done: bool) -> dict[str, Any]:
     body = call.body
     output: list[dict[str, Any]] = []
     if done:
+        reasoning = _reasoning_item(call, out, done=True)
         message = _message_item(call, out, done=True)
-        output = ([message] if message else []) + _function_items(out, done=True)
+        output = [item for item in (reasoning, message) if item] + _function_items(out, done=True)
     text_config = body.get("text") if isinstance(body.get("text"), dict) else {"format": {"type": "text"}}
     return {
         "id": f"resp_{out.ident[:48]}",
@@ -139,7 +176,11 @@ def _response(call: Request, out: Reply, *, done: bool) -> dict[str, Any]:
         "output": output,
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),
-        "reasoning": {"effort": None, "summary": None},
+        "reasoning": (
+            {"effort": call.reasoning_effort or "medium", "summary": call.reasoning_summary}
+            if out.thinking is not None
+            else {"effort": None, "summary": None}
+        ),
         "service_tier": "default",
         "store": body.get("store", True),
         "temperature": body.get("temperature", 1.0),
@@ -159,7 +200,7 @@ def _usage(out: Reply) -> dict[str, Any]:
         "input_tokens": out.input_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": out.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": out.reasoning_tokens},
         "total_tokens": out.input_tokens + out.output_tokens,
     }
 
@@ -177,6 +218,18 @@ def events(call: Request, out: Reply) -> list[Event]:
     emit("response.created", response=_response(call, out, done=False))
     emit("response.in_progress", response=_response(call, out, done=False))
     index = 0
+    reasoning = _reasoning_item(call, out, done=True)
+    if reasoning is not None:
+        emit("response.output_item.added", output_index=index, item=_reasoning_item(call, out, done=False))
+        for summary_index, part in enumerate(reasoning["summary"]):
+            where = {"item_id": reasoning["id"], "output_index": index, "summary_index": summary_index}
+            emit("response.reasoning_summary_part.added", **where, part={**part, "text": ""})
+            for piece in split_pieces(part["text"]):
+                emit("response.reasoning_summary_text.delta", **where, delta=piece)
+            emit("response.reasoning_summary_text.done", **where, text=part["text"])
+            emit("response.reasoning_summary_part.done", **where, part=part)
+        emit("response.output_item.done", output_index=index, item=reasoning)
+        index += 1
     message = _message_item(call, out, done=True)
     if message is not None:
         item_id = message["id"]

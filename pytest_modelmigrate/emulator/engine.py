@@ -8,9 +8,11 @@ counter under an exclusive ``flock`` on ``<state_file>.lock``, so no two draws g
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -20,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import autoreply
-from .exchange import Reply, ReplyToolCall, Request
-from .script import ErrorSpec, Script
+from .exchange import Reply, ReplyToolCall, Request, RequestError
+from .script import ErrorSpec, ReasoningSpec, Script
 from .tokens import count_tokens, truncate
 
 if TYPE_CHECKING:
@@ -30,7 +32,10 @@ if TYPE_CHECKING:
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["STATE_FORMAT", "STATE_VERSION", "Engine", "state_key"]
+__all__ = ["EFFORT_FACTORS", "STATE_FORMAT", "STATE_VERSION", "Engine", "default_fingerprint", "state_key"]
+
+# How an OpenAI reasoning effort scales a reasoning model's reasoning tokens (medium: as scripted).
+EFFORT_FACTORS = {"none": 0.0, "minimal": 0.25, "low": 0.5, "medium": 1.0, "high": 2.0, "xhigh": 4.0}
 
 # Tokens the chat format adds around each message and to prime the reply (roughly OpenAI's figures).
 _PER_MESSAGE = 3
@@ -48,6 +53,87 @@ _PATH_LOCKS_GUARD = threading.Lock()
 def state_key(model: str, prompt: str) -> str:
     """The key of the (model, prompt) counter in a state file: sha256 hex of ``model\0prompt``."""
     return hashlib.sha256(f"{model}\x00{prompt}".encode()).hexdigest()
+
+
+def default_fingerprint(model: str) -> str:
+    """The ``system_fingerprint`` of a model the script gives none: ``fp_`` and 10 hex digits of
+    sha256(model), the same in every run and session."""
+    return "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
+
+
+def _signature(ident: str, thinking: str) -> str:
+    """A deterministic stand-in for the opaque signature of an Anthropic thinking block."""
+    seed = hashlib.sha256(f"{ident}\x00{thinking}".encode()).digest()
+    raw = b"".join(hashlib.sha256(seed + bytes([i])).digest() for i in range(6))
+    return base64.b64encode(raw).decode()
+
+
+def _thinking_text(call: Request, spec: ReasoningSpec | None) -> str:
+    if spec is not None and spec.text is not None:
+        return spec.text
+    return autoreply.thinking_sentence(call)
+
+
+def _reasoning(call: Request, spec: ReasoningSpec | None, factor: float) -> tuple[str | None, int]:
+    """(thinking text, reasoning tokens) for ``call`` to a model whose script says ``spec``.
+
+    Anthropic: a thinking block whenever thinking is enabled, at most ``budget_tokens`` long.
+    OpenAI: only for a model the script marks ``reasoning``; the tokens scale with the effort.
+    A model marked ``reasoning: false`` refuses the reasoning parameters with a 400.
+    """
+    if spec is not None and not spec.enabled:
+        if call.thinking:
+            raise RequestError(f"'{call.model}' does not support thinking.", param="thinking")
+        if call.reasoning_effort is not None:
+            param = "reasoning_effort" if call.api == "chat" else "reasoning.effort"
+            raise RequestError(
+                f"Unsupported parameter: '{param}' is not supported with this model.",
+                param=param,
+                code="unsupported_parameter",
+            )
+        return None, 0
+    if spec is not None and call.api == "chat":
+        _check_reasoning_chat(call)
+    if call.api == "messages":
+        if not call.thinking:
+            return None, 0
+        text = _thinking_text(call, spec)
+        tokens = spec.tokens if spec is not None and spec.tokens is not None else count_tokens(text, factor)
+        if call.thinking_omitted:  # the thinking is billed but not shown
+            text = ""
+        limit = call.thinking_budget if call.thinking_budget is not None else (call.max_tokens or 2) - 1
+        if tokens > limit:
+            text, _ = truncate(text, limit, factor)
+            tokens = limit
+        return text, max(tokens, 1)
+    if spec is None or call.api not in ("chat", "responses"):
+        return None, 0
+    effort = EFFORT_FACTORS[call.reasoning_effort or "medium"]
+    if effort == 0:
+        return None, 0
+    text = _thinking_text(call, spec)
+    base = spec.tokens if spec.tokens is not None else count_tokens(text, factor)
+    return text, max(1, math.ceil(base * effort))
+
+
+def _check_reasoning_chat(call: Request) -> None:
+    """A reasoning model's chat completions refuse ``max_tokens`` and a non-default ``temperature``
+    (400 ``unsupported_parameter`` / ``unsupported_value``), as OpenAI's reasoning models do."""
+    if call.body.get("max_tokens") is not None:
+        raise RequestError(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    temperature = call.body.get("temperature")
+    if temperature is not None and temperature != 1 and call.reasoning_effort != "none":
+        raise RequestError(
+            f"Unsupported value: 'temperature' does not support {temperature} with this model. "
+            "Only the default (1) value is supported.",
+            param="temperature",
+            code="unsupported_value",
+        )
 
 
 def _path_lock(path: Path) -> threading.Lock:
@@ -207,7 +293,13 @@ class Engine:
 
         text, refusal = spec.text, spec.refusal
         calls: list[tuple[str, str]] = [(c.name, c.arguments) for c in spec.tool_calls]
-        if spec.is_auto:
+        where, wrapped = draw.where, draw.wrapped
+        # The plugin's LLM judge gets a verdict unless its model's rules or default answer it: the
+        # script's top-level default is written for the application's prompts, not for a judge.
+        verdict = autoreply.judge_verdict(call) if spec.is_auto or where == "default" else None
+        if verdict is not None:
+            text, refusal, calls, where, wrapped = verdict, None, [], "judge", False
+        elif spec.is_auto:
             forced = autoreply.auto_tool_call(call)
             if forced is not None:
                 calls = [forced]
@@ -219,14 +311,19 @@ class Engine:
                 calls, text = [forced_call], None
             elif text is not None:
                 text = autoreply.as_schema_text(call, text)
-        if text is not None and draw.wrapped:
+        if text is not None and wrapped:
             text = f"Here is the JSON:\n```json\n{text}\n```"
 
+        thinking, reasoning_tokens = _reasoning(call, draw.reasoning, factor)
+        limit = call.max_tokens
+        if limit is not None and reasoning_tokens:  # reasoning spends the same token allowance
+            reasoning_tokens = min(reasoning_tokens, limit)
+            limit -= reasoning_tokens
         truncated = False
         if text is not None:
-            text, truncated = truncate(text, call.max_tokens, factor)
+            text, truncated = truncate(text, limit, factor)
         elif refusal is not None:
-            refusal, truncated = truncate(refusal, call.max_tokens, factor)
+            refusal, truncated = truncate(refusal, limit, factor)
 
         input_tokens = spec.input_tokens
         if input_tokens is None:
@@ -237,6 +334,7 @@ class Engine:
         if output_tokens is None:
             produced = (text or "") + (refusal or "") + "".join(name + args for name, args in calls)
             output_tokens = count_tokens(produced, factor)
+        output_tokens += reasoning_tokens
         tool_calls = tuple(
             ReplyToolCall(
                 id=hashlib.sha256(f"{ident}:{i}".encode()).hexdigest()[:24], name=name, arguments=args
@@ -255,5 +353,9 @@ class Engine:
             confidence=spec.confidence if spec.confidence is not None else 0.9,
             token_factor=factor,
             latency_ms=draw.latency_ms,
-            where=draw.where,
+            where=where,
+            fingerprint=draw.fingerprint or default_fingerprint(echo),
+            thinking=thinking,
+            reasoning_tokens=reasoning_tokens,
+            signature=_signature(ident, thinking) if thinking is not None else "",
         )

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from .script import ErrorSpec
 
 __all__ = [
+    "REASONING_EFFORTS",
     "Event",
     "Reply",
     "ReplyToolCall",
@@ -18,6 +19,7 @@ __all__ = [
     "ToolDef",
     "content_text",
     "optional_int",
+    "reasoning_effort",
     "require_model",
 ]
 
@@ -25,10 +27,11 @@ __all__ = [
 class RequestError(ValueError):
     """A request the real API would reject with 400 (missing model, bad JSON, ...)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class Request:
     forced_tool: str | None = None  # a tool name, or "" for "any tool" (required / any)
     logprobs: bool = False
     top_logprobs: int = 0
+    reasoning_effort: str | None = None  # chat ``reasoning_effort`` / Responses ``reasoning.effort``
+    reasoning_summary: str | None = None  # Responses ``reasoning.summary`` (auto, concise, detailed)
+    thinking: bool = False  # Anthropic ``thinking`` enabled (or adaptive)
+    thinking_budget: int | None = None  # Anthropic ``thinking.budget_tokens``
+    thinking_omitted: bool = False  # Anthropic ``thinking.display: "omitted"``
     body: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +94,10 @@ class Reply:
     error: ErrorSpec | None = None
     latency_ms: float = 0.0
     where: str = "auto"
+    fingerprint: str = ""  # the chat completions ``system_fingerprint``
+    thinking: str | None = None  # the reasoning text (Anthropic thinking block, Responses summary)
+    reasoning_tokens: int = 0  # included in ``output_tokens``
+    signature: str = ""  # the Anthropic thinking block's signature
 
 
 # A server-sent event: (event name or None, JSON data or the literal "[DONE]").
@@ -127,3 +139,18 @@ def optional_int(body: dict[str, Any], *names: str) -> int | None:
             raise RequestError(f"Invalid '{name}': expected a positive integer, got {value!r}", param=name)
         return value
     return None
+
+
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+def reasoning_effort(value: object, param: str) -> str | None:
+    """A reasoning effort (``none`` ... ``xhigh``), None when absent; a 400 for any other value."""
+    if value is None:
+        return None
+    if value not in REASONING_EFFORTS:
+        supported = ", ".join(f"'{e}'" for e in REASONING_EFFORTS)
+        raise RequestError(
+            f"Invalid value: {value!r}. Supported values are: {supported}.", param=param, code="invalid_value"
+        )
+    return str(value)

@@ -32,6 +32,7 @@ __all__ = [
     "Draw",
     "ErrorSpec",
     "ModelScript",
+    "ReasoningSpec",
     "ReplySpec",
     "Responder",
     "Rule",
@@ -65,7 +66,8 @@ RULE_KEYS = ("match", *RESPONDER_KEYS, *REPLY_KEYS)
 ALTERNATIVE_KEYS = ("weight", *REPLY_KEYS)
 MAX_LATENCY_MS = 3_600_000  # a scripted latency above an hour (or .inf) is a mistake
 
-MODEL_KEYS = ("rules", "default", "latency_ms", "token_factor", "echo_model")
+MODEL_KEYS = ("rules", "default", "latency_ms", "token_factor", "echo_model", "fingerprint", "reasoning")
+REASONING_KEYS = ("text", "tokens")
 TOP_KEYS = ("version", "seed", "latency_ms", "token_factor", "strict_models", "default", "models")
 TOOL_CALL_KEYS = ("name", "arguments")
 ERROR_KEYS = ("status", "type", "message", "code", "retry_after")
@@ -134,6 +136,17 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class ReasoningSpec:
+    """A model's ``reasoning:`` setting. ``enabled`` False (``reasoning: false``) makes the model
+    refuse reasoning parameters; ``text`` is the thinking text (None: a sentence about the prompt);
+    ``tokens`` the reasoning tokens to report at medium effort (None: the text's token count)."""
+
+    enabled: bool = True
+    text: str | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelScript:
     name: str
     rules: tuple[Rule, ...] = ()
@@ -141,6 +154,8 @@ class ModelScript:
     latency_ms: float | None = None
     token_factor: float | None = None
     echo_model: str | None = None
+    fingerprint: str | None = None  # the system_fingerprint to send; None: derived from the name
+    reasoning: ReasoningSpec | None = None  # None: not declared
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,8 @@ class Draw:
     latency_ms: float
     token_factor: float
     echo_model: str | None
+    fingerprint: str | None = None
+    reasoning: ReasoningSpec | None = None
 
 
 _AUTO = ReplySpec()
@@ -221,6 +238,8 @@ class Script:
             latency_ms=latency,
             token_factor=factor,
             echo_model=section.echo_model if section else None,
+            fingerprint=section.fingerprint if section else None,
+            reasoning=section.reasoning if section else None,
         )
 
 
@@ -390,6 +409,41 @@ class _Parser:
                 else None
             ),
             echo_model=None if echo is None else self.string(echo, f"{where}.echo_model"),
+            fingerprint=(
+                self.fingerprint(section["fingerprint"], f"{where}.fingerprint")
+                if section.get("fingerprint") is not None
+                else None
+            ),
+            reasoning=(
+                self.reasoning(section["reasoning"], f"{where}.reasoning")
+                if section.get("reasoning") is not None
+                else None
+            ),
+        )
+
+    def fingerprint(self, value: object, where: str) -> str:
+        text = self.string(value, where)
+        if not text or any(ch.isspace() or not ch.isprintable() for ch in text):
+            raise self.fail(
+                where, f"expected a non-empty string without spaces (e.g. fp_abc123), got {text!r}"
+            )
+        return text
+
+    def reasoning(self, value: object, where: str) -> ReasoningSpec:
+        if isinstance(value, bool):  # `reasoning: true` / `reasoning: false`
+            return ReasoningSpec(enabled=value)
+        if isinstance(value, str):  # shorthand: `reasoning: "the thinking text"`
+            return ReasoningSpec(text=value)
+        if not isinstance(value, dict):
+            raise self.fail(
+                where,
+                f"expected true, false, the thinking text or a mapping {{text, tokens}}, got {_kind(value)}",
+            )
+        raw = self.mapping(value, where, REASONING_KEYS)
+        text, tokens = raw.get("text"), raw.get("tokens")
+        return ReasoningSpec(
+            text=None if text is None else self.string(text, f"{where}.text"),
+            tokens=None if tokens is None else self.integer(tokens, f"{where}.tokens", low=1),
         )
 
     def rule(self, data: object, where: str) -> Rule:

@@ -1,6 +1,7 @@
 """The emulator's HTTP server: a stdlib ``ThreadingHTTPServer`` in a background thread that answers
 with the paths and body shapes of the real OpenAI and Anthropic APIs, so the real SDKs reach it
-through ``base_url`` alone."""
+through ``base_url`` alone (and ``openai.AzureOpenAI`` through ``azure_endpoint``: Azure's
+``/openai/deployments/{deployment}/...`` paths are served as the OpenAI ones)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import contextlib
 import json
 import math
 import os
+import re
 import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +48,13 @@ _STREAMERS: dict[str, Callable[[Request, Reply], list[Event]]] = {
     "messages": api_anthropic_messages.events,
 }
 
+
+# Azure OpenAI: /openai/deployments/{deployment}/chat/completions?api-version=...
+_AZURE_DEPLOYMENT = re.compile(r"^/openai/deployments/([^/]+)")
+_AZURE_DENIED = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid "
+    "key for an active subscription and use a correct regional API endpoint for your resource."
+)
 
 # The largest body the emulator reads (a provider answers 413 above its own limit).
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -290,6 +300,40 @@ class _Handler(BaseHTTPRequestHandler):
     def route(self) -> str:
         return self.path.split("?", 1)[0].rstrip("/") or "/"
 
+    @property
+    def azure(self) -> bool:
+        """An Azure OpenAI path: ``/openai/deployments/{deployment}/...``, ``/openai/...``."""
+        return self.route.startswith("/openai/")
+
+    @property
+    def deployment(self) -> str | None:
+        """The Azure deployment named in the path, which decides the model as on Azure."""
+        match = _AZURE_DEPLOYMENT.match(self.route)
+        return urllib.parse.unquote(match.group(1)) if match else None
+
+    @property
+    def api_route(self) -> str:
+        """The OpenAI path an Azure path stands for (``/openai/deployments/d/embeddings`` ->
+        ``/v1/embeddings``, ``/openai/responses`` -> ``/v1/responses``); other paths as they are."""
+        route = self.route
+        if not self.azure:
+            return route
+        match = _AZURE_DEPLOYMENT.match(route)
+        rest = route[match.end() :] if match else route.removeprefix("/openai")
+        return "/v1" + rest.removeprefix("/v1")
+
+    def azure_unauthorised(self) -> bool:
+        """Answer 401 as Azure does to a request with neither ``api-key`` nor a bearer token."""
+        if not self.azure or self.headers.get("api-key") or self.headers.get("Authorization"):
+            return False
+        self.served(None, "", 401, "azure auth")
+        self.send_json(
+            401,
+            openai_error(401, _AZURE_DENIED, code="401"),
+            {"x-request-id": f"req_{os.urandom(12).hex()}"},
+        )
+        return True
+
     def is_anthropic(self) -> bool:
         return "anthropic-version" in self.headers or self.route.startswith("/v1/messages")
 
@@ -386,7 +430,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- verbs ------------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
-        route = self.route
+        if self.azure_unauthorised():
+            return
+        route = self.api_route
         names = [name for name in self.emulator.script.models if not any(ch in name for ch in "*?[")]
         if route == "/v1/models":
             if self.is_anthropic():
@@ -412,9 +458,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._headers_sent = False  # one handler serves every request of a kept-alive connection
-        route = self.route
+        route = self.api_route
         try:
             body = self.read_body()
+            if self.azure_unauthorised():
+                return
+            if self.deployment is not None:  # on Azure the deployment, not the body, picks the model
+                body["model"] = self.deployment
             if route == "/v1/messages/count_tokens":
                 call = api_anthropic_messages.parse(body, count_only=True)
                 tokens = count_tokens(call.input_text, self.emulator.script.token_factor)
@@ -429,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
             call = parse(body)
         except RequestError as exc:
             self.served(None, "", 400, "bad request")
-            self.send_error_body(400, exc.message, param=exc.param)
+            self.send_error_body(400, exc.message, param=exc.param, code=exc.code)
             return
         except Exception as exc:  # noqa: BLE001 - a body the API modules did not foresee: still a 400
             self.served(None, "", 400, "bad request")
@@ -455,7 +505,12 @@ class _Handler(BaseHTTPRequestHandler):
         super().send_response(code, message)
 
     def answer(self, call: Request, render: Callable[[Request, Reply], dict[str, Any]]) -> None:
-        outcome = self.emulator._engine.resolve(call)
+        try:
+            outcome = self.emulator._engine.resolve(call)
+        except RequestError as exc:  # e.g. a schema the automatic reply cannot satisfy within bounds
+            self.served(call.model, call.prompt, 400, "bad request")
+            self.send_error_body(400, exc.message, param=exc.param, code=exc.code)
+            return
         self.emulator._sleep(outcome.latency_ms)
         if outcome.error is not None:
             err = outcome.error
@@ -472,10 +527,17 @@ class _Handler(BaseHTTPRequestHandler):
             extra["openai-processing-ms"] = str(round(outcome.latency_ms))
         streamer = _STREAMERS.get(call.api)
         self.served(call.model, call.prompt, 200, outcome.where)
+        azure_chat = self.azure and call.api == "chat"
         if call.stream and streamer is not None:
-            self.send_events(streamer(call, outcome), extra)
+            events = streamer(call, outcome)
+            if azure_chat:
+                events = _azure_stream(events)
+            self.send_events(events, extra)
         else:
-            self.send_json(200, render(call, outcome), extra)
+            body = render(call, outcome)
+            if azure_chat:
+                _azure_filters(body)
+            self.send_json(200, body, extra)
 
     def not_found(self) -> None:
         self.served(None, "", 404, "unknown path")
@@ -493,6 +555,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:
         self.not_found()
+
+
+def _content_filter_results() -> dict[str, Any]:
+    safe = {"filtered": False, "severity": "safe"}
+    return {"hate": safe, "self_harm": safe, "sexual": safe, "violence": safe}
+
+
+def _prompt_filter_results() -> list[dict[str, Any]]:
+    return [{"prompt_index": 0, "content_filter_results": _content_filter_results()}]
+
+
+def _azure_filters(body: dict[str, Any]) -> None:
+    """Add Azure's content-filter annotations (all ``safe``) to a chat completion."""
+    body["prompt_filter_results"] = _prompt_filter_results()
+    for choice in body.get("choices", []):
+        choice["content_filter_results"] = _content_filter_results()
+
+
+def _azure_stream(events: list[Event]) -> list[Event]:
+    """Azure's chat stream: first a chunk with empty ``choices`` and the prompt filter results."""
+    head = {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": _prompt_filter_results(),
+    }
+    return [(None, head), *events]
 
 
 def _openai_model(name: str) -> dict[str, Any]:

@@ -56,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[session_key] = session
     config.pluginmanager.register(session, "modelmigrate-session")
     config.pluginmanager.register(session.runner, "modelmigrate-runner")
+    session.start()
     if session.settings.plan and hasattr(config.option, "dist"):
         config.option.dist = "no"  # the plan is made in one process: no xdist workers start
         if getattr(config.option, "numprocesses", None):
@@ -65,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
+        session.stop()
         config.pluginmanager.unregister(session.runner)
         config.pluginmanager.unregister(session)
         del config.stash[session_key]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..models import ModelSpecError
+from ..models import ModelSpecError, ModelSpecWarning
 from ..settings import INI_NAMES, RECORD_MODE_DISABLED, SETTINGS, Settings, SettingsError, resolve
 
 __all__ = ["add_options", "resolve_settings", "unknown_ini_hint"]
@@ -43,14 +44,23 @@ def resolve_settings(config: pytest.Config) -> Settings:
     else:
         record_mode = config.getoption("record_mode", default=None) or "none"
     try:
-        return resolve(
-            lambda key: config.getoption(key),
-            lambda name: _getini(config, name),
-            rootpath=Path(config.rootpath),
-            record_mode=record_mode,
-        )
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", ModelSpecWarning)
+            settings = resolve(
+                lambda key: config.getoption(key),
+                lambda name: _getini(config, name),
+                rootpath=Path(config.rootpath),
+                record_mode=record_mode,
+            )
     except (SettingsError, ModelSpecError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    for warning in said:
+        # a pytest warning (the summary, -W error), not Python's with a line of settings.py
+        if issubclass(warning.category, ModelSpecWarning):
+            config.issue_config_time_warning(pytest.PytestConfigWarning(str(warning.message)), stacklevel=2)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return settings
 
 
 def _getini(config: pytest.Config, name: str) -> Any:

@@ -429,6 +429,7 @@ class Runner:
         self, request: pytest.FixtureRequest, item: pytest.Item, recording: Recording, path: Path
     ) -> Generator[Recording, None, None]:
         from ..cassettes import CassetteReadError, open_cassette
+        from ..files import WriteError
         from ..scrub import SecretInCassetteError
 
         mode = self.settings.record_mode
@@ -473,19 +474,32 @@ class Runner:
                     cassette.discard = True
         except (CassetteReadError, SecretInCassetteError) as exc:
             problem = f"{item.nodeid}: {exc}"
+        except WriteError as exc:
+            # a full disk or a read-only folder after the calls were made (and paid for): this
+            # (test, model) errors with what to do, and the run goes on to the next
+            problem = (
+                f"{item.nodeid}: the recording could not be saved: {exc}. The calls were made; "
+                f"make room (or make the folder writable) and record it again: {hint}"
+            )
         if problem:
             pytest.fail(problem, pytrace=False)
 
     # -- sampling ------------------------------------------------------------------------------
     def _budget_spent(self, index: int) -> bool:
-        """Recording with --samples=auto: no new sample once the call or dollar budget is used."""
+        """Recording: no new sample once the call or dollar budget is used (the first always runs)."""
         settings = self.settings
-        if self.adaptive is None or not settings.recording or index == 0:
+        if not self._budgeted or not settings.recording or index == 0:
             return False
         over_calls = settings.max_calls is not None and self.calls_recorded >= settings.max_calls
         over_cost = settings.budget_usd is not None and self.cost_recorded >= settings.budget_usd
         self.budget_exhausted = self.budget_exhausted or over_calls or over_cost
         return over_calls or over_cost
+
+    @property
+    def _budgeted(self) -> bool:
+        """Recorded calls are counted: --samples=auto, or a call or dollar budget (the drift canary)."""
+        settings = self.settings
+        return self.adaptive is not None or settings.max_calls is not None or settings.budget_usd is not None
 
     def _cost(self, calls: list[dict[str, Any]], model: str) -> float:
         from ..metrics import price_for_call
@@ -554,7 +568,7 @@ class Runner:
             recording.sample_outcomes.append("failed" if problem else "passed")
             if problem:
                 problems.append(f"sample {index + 1}: {problem}")
-        if self.adaptive is not None:
+        if self._budgeted:
             self._count_recorded(recording)
         if problems:
             shown = "\n".join(f"  {p}" for p in problems[:10])

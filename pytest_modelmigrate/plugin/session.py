@@ -19,9 +19,13 @@ from ..settings import RECORD_MODE_DISABLED
 from .runner import Runner, model_param
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..analysis import Run
     from ..datasets import Example
+    from ..models import ModelSpec
     from ..plan import RecordingPlan
+    from ..replay import NetworkGuard
     from ..settings import Settings
 
 __all__ = ["MigrationSession", "session_key"]
@@ -83,6 +87,31 @@ def _short_message(report: pytest.TestReport) -> str:
     return text[-1][:500] if text else ""
 
 
+def _foreign_model_snapshots(items: list[pytest.Item], registry: Sequence[ModelSpec]) -> list[str]:
+    """Folders ``__snapshots__/<model>/<module>/`` beside these tests' modules whose model this
+    run does not know: ``snapshot_model``'s layout, for a model given on another run's --models."""
+    from ..snapshots import safe_dirname
+
+    known = {safe_dirname(spec.id) for spec in registry}
+    found: dict[str, None] = {}
+    for folder, modules in _modules_by_folder(items).items():
+        snapshots = folder / "__snapshots__"
+        if not snapshots.is_dir():
+            continue
+        for child in sorted(snapshots.iterdir()):
+            if child.name not in known and child.is_dir() and any((child / m).is_dir() for m in modules):
+                found[child.name] = None
+    return list(found)
+
+
+def _modules_by_folder(items: list[pytest.Item]) -> dict[Path, set[str]]:
+    folders: dict[Path, set[str]] = {}
+    for item in items:
+        path = Path(item.path)
+        folders.setdefault(path.parent, set()).add(path.stem)
+    return folders
+
+
 class MigrationSession:
     """Per-session state and the hooks that need it."""
 
@@ -100,6 +129,10 @@ class MigrationSession:
         self.ran: set[str] = set()  # every test reported, for the shard label (--migration-shard)
         self.plan: RecordingPlan | None = None  # what recording will call (--migration-plan)
         self.progress = RecordingProgress()
+        self.guard: NetworkGuard | None = None  # replay: no connection leaves the machine
+        self._keys: dict[str, str | None] = {}  # replay: the SDK key variables given a placeholder
+        self.snapshot_notice: str | None = None  # what was changed in syrupy's rule, and why
+        self.check_report_targets()
         if settings.baseline_compare is not None and not self.is_worker:
             from ..baseline import BaselineError, load_run
 
@@ -107,6 +140,49 @@ class MigrationSession:
                 self.baseline = load_run(settings.baseline_compare)
             except BaselineError as exc:
                 raise pytest.UsageError(f"--migration-baseline-compare: {exc}") from None
+
+    # -- replay: nothing leaves the machine, no key is needed ----------------------------------
+    def start(self) -> None:
+        """In replay, give the SDKs a placeholder key and refuse connections to other machines
+        for the whole session (not only inside a model's cassette)."""
+        settings = self.settings
+        if not settings.registry or not settings.replaying:
+            return  # installed but unused, or recording: the process is left as it is
+        from ..replay import NetworkGuard, placeholder_keys
+
+        self._keys = placeholder_keys(os.environ)
+        if not settings.allow_network:
+            self.guard = NetworkGuard(settings.allowed_hosts, rootdir=str(self.config.rootpath))
+            self.guard.install()
+
+    def stop(self) -> None:
+        from ..replay import restore_keys
+
+        if self.guard is not None:
+            self.guard.uninstall()
+            self.guard = None
+        restore_keys(os.environ, self._keys)
+        self._keys = {}
+
+    def _phase(self, item: pytest.Item, phase: str) -> None:
+        if self.guard is not None:
+            self.guard.where = f"in the {phase} of {item.nodeid}"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self._phase(item, "setup")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        self._phase(item, "call")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        self._phase(item, "teardown")
+
+    def pytest_runtest_logfinish(self) -> None:
+        if self.guard is not None:
+            self.guard.where = "outside any test (at collection or in a session hook)"
 
     def pytest_warning_recorded(self, warning_message: Any, when: str) -> None:
         """pytest warns "Unknown config option: modelmigrate_modle"; add which setting was meant."""
@@ -121,6 +197,7 @@ class MigrationSession:
 
     def collected(self, items: list[pytest.Item]) -> None:
         self.log.set_order(item.nodeid for item in items)
+        self._keep_other_models_snapshots(items)
         self._refuse_shared_cassettes(items)
         self.runner.plan_adaptive(items)
         settings = self.settings
@@ -163,6 +240,47 @@ class MigrationSession:
                     "name in one folder; use a folder inside each test directory (the default, "
                     "cassettes) or rename one of the test files"
                 )
+
+    # -- syrupy: the snapshots of models not in the run are neither deleted nor failed ----------
+    _SNAPSHOT_NOTICE = (
+        "snapshots: {what} for this run: a test uses syrupy's plain `snapshot` fixture, whose "
+        "scan of __snapshots__/ takes the snapshots of models this run does not know ({models}: "
+        "the models were given only with --models) for obsolete files. Name every model in the "
+        "ini setting modelmigrate_models to keep syrupy's usual rule"
+    )
+
+    def _keep_other_models_snapshots(self, items: list[pytest.Item]) -> None:
+        option = self.config.option
+        if getattr(option, "update_snapshots", None) is None:
+            return  # syrupy is not installed
+        settings = self.settings
+        if settings.models_source != "--models" or len(settings.registry) > len(settings.selected):
+            return  # every model the ini knows is parametrized over: syrupy sees them skipped
+        plain = {Path(item.path).parent for item in items if "snapshot" in getattr(item, "fixturenames", ())}
+        foreign = _foreign_model_snapshots(
+            [item for item in items if Path(item.path).parent in plain], settings.registry
+        )
+        if foreign:
+            self._syrupy_spares(", ".join(foreign))
+
+    def _syrupy_spares(self, models: str) -> None:
+        option = self.config.option
+        if option.update_snapshots:
+            option.no_cleanup = True
+            what = "syrupy's cleanup of unused snapshots is off (as with --snapshot-no-cleanup)"
+        else:
+            option.warn_unused_snapshots = True
+            what = "unused snapshots warn instead of failing (as with --snapshot-warn-unused)"
+        self.snapshot_notice = self._SNAPSHOT_NOTICE.format(what=what, models=models)
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # the controller reports the snapshots: tell it
+            workeroutput["modelmigrate_syrupy_spares"] = models
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        models = (getattr(node, "workeroutput", None) or {}).get("modelmigrate_syrupy_spares")
+        if models and self.snapshot_notice is None:
+            self._syrupy_spares(str(models))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -296,6 +414,13 @@ class MigrationSession:
         self._write_reports(self.run)
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if self.guard is not None and self.guard.refused:
+            # the SDKs' own summary line reads "Connection error.": say what was refused, and where
+            terminalreporter.section("network refused during replay")
+            for line in dict.fromkeys(self.guard.refused):
+                terminalreporter.write_line(line)
+        if self.snapshot_notice is not None and not self.is_worker:
+            terminalreporter.write_line(self.snapshot_notice, yellow=True)
         if self.is_worker or self.run is None:
             return
         from ..reports.text import text_lines
@@ -315,17 +440,44 @@ class MigrationSession:
         for path in self.written:
             terminalreporter.write_line(f"migration report written: {path}")
 
-    def _write_reports(self, run: dict[str, Any]) -> None:
-        from ..reports.writers import ReportWriteError, write_reports
-
+    def _report_targets(self) -> list[tuple[str, Path | None, str]]:
         settings = self.settings
-        targets = [
+        return [
             ("--migration-json", settings.json_path, "json"),
             ("--migration-markdown", settings.markdown_path, "markdown"),
             ("--migration-html", settings.html_path, "html"),
             ("--migration-baseline-save", settings.baseline_save, "baseline"),
         ]
+
+    def check_report_targets(self) -> None:
+        """Refuse a report path that would overwrite an input or is a folder before any test runs,
+        not after an hour of recording (the run's cassettes are checked again when writing)."""
+        if self.is_worker:
+            return
+        from ..reports.writers import ReportWriteError, check_report_targets
+
+        inputs = [(self.settings.baseline_compare, "the baseline (--migration-baseline-compare)")]
+        try:
+            check_report_targets(self._report_targets(), [(p, w) for p, w in inputs if p is not None])
+        except ReportWriteError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def _write_reports(self, run: dict[str, Any]) -> None:
+        from ..reports.writers import ReportWriteError, write_reports
+
+        settings = self.settings
+        targets = self._report_targets()
         try:
             self.written.extend(write_reports(run, targets))
         except ReportWriteError as exc:
             raise pytest.UsageError(str(exc)) from None
+        if settings.history_path is not None and settings.shard is None:
+            from ..history import DuplicateRunError, HistoryError, append_entry, entry_from_run
+
+            try:
+                append_entry(settings.history_path, entry_from_run(run, root=self.config.rootpath))
+                self.written.append(settings.history_path)
+            except DuplicateRunError:
+                pass  # the same run (same second, same outcomes) is there already
+            except (HistoryError, OSError) as exc:
+                raise pytest.UsageError(f"--migration-history: {exc}") from None

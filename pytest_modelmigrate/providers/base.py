@@ -73,6 +73,8 @@ class Call:
     streaming: bool
     model_requested: str | None = None
     model_echoed: str | None = None
+    # OpenAI chat completions' ``system_fingerprint``: the backend configuration that answered.
+    system_fingerprint: str | None = None
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str | None = None
@@ -102,6 +104,7 @@ class Call:
             "streaming": self.streaming,
             "model_requested": self.model_requested,
             "model_echoed": self.model_echoed,
+            "system_fingerprint": self.system_fingerprint,
             "finish_reason": self.finish_reason,
             "usage": asdict(self.usage),
             "latency_ms": self.latency_ms,

@@ -98,6 +98,11 @@ def _first_choice(choices: Any) -> dict[str, Any]:
     return {}
 
 
+def _fingerprint(body: dict[str, Any]) -> str | None:
+    value = body.get("system_fingerprint")
+    return value if isinstance(value, str) and value else None
+
+
 def read_json(base: Call, data: Any) -> Call:
     """A whole ``chat.completion`` object."""
     body = _dict(data)
@@ -113,6 +118,7 @@ def read_json(base: Call, data: Any) -> Call:
     return replace(
         base,
         model_echoed=body.get("model"),
+        system_fingerprint=_fingerprint(body),
         text=content if isinstance(content, str) else "",
         tool_calls=tuple(_tool_call(t) for t in _list(message.get("tool_calls")) if isinstance(t, dict))
         or _function_call(message),
@@ -134,6 +140,7 @@ def read_stream(base: Call, payloads: list[Any]) -> Call:
     legacy_call: dict[str, dict[str, Any]] = {}  # a streamed legacy ``function_call``
     finish_reason: str | None = None
     model: str | None = None
+    fingerprint: str | None = None
     usage = Usage()
     for chunk in payloads:
         chunk = _dict(chunk)
@@ -142,6 +149,7 @@ def read_stream(base: Call, payloads: list[Any]) -> Call:
             return replace(base, error=error, raw=payloads, model_echoed=model)
         if model is None and chunk.get("model"):
             model = chunk["model"]
+        fingerprint = fingerprint or _fingerprint(chunk)
         if chunk.get("usage"):
             usage = usage_from_chat(chunk["usage"])
         choice = _first_choice(chunk.get("choices"))
@@ -190,6 +198,7 @@ def read_stream(base: Call, payloads: list[Any]) -> Call:
     return replace(
         base,
         model_echoed=model,
+        system_fingerprint=fingerprint,
         text="".join(text),
         tool_calls=tuple(tool_calls),
         finish_reason=finish_reason,

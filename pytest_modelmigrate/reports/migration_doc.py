@@ -5,12 +5,13 @@ or the module for unmarked tests): its purpose, known sensitivities, the verdict
 its version and why it changed (``version=``, ``rationale=``, ``target_model=``), its regression
 cases (``@pytest.mark.regression_case``: the past failures it guards, with results per model and
 the triage they give), every test with its results, the checks that failed, and the baselines per
-model (quality, latency, tokens, cost).
+model (quality, latency, tokens, cost). Given the migration history (``history.py``), each prompt
+also lists its earlier migrations: what broke and in which later one it passed again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..files import write_atomically
@@ -67,7 +68,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def render_migration_doc(run: Mapping[str, Any]) -> str:
+def render_migration_doc(run: Mapping[str, Any], history: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The document; with ``history`` (``history.load_history`` entries), each prompt also lists its
+    earlier migrations: what broke and in which later one it passed again (this run left out)."""
     matrix = run.get("matrix") or {}
     models: list[str] = list(matrix.get("models") or [])
     incumbent = run.get("incumbent")
@@ -133,6 +136,8 @@ def render_migration_doc(run: Mapping[str, Any]) -> str:
                 )
             lines.append("")
 
+        if history is not None:
+            lines += _earlier_lines(run, history, name)
         cases: Mapping[str, Mapping[str, Any]] = entry.get("cases") or {}
         lines += ["### Regression cases", ""]
         case_rows = [row for row in group["tests"] if row["name"] in cases]
@@ -213,5 +218,14 @@ def render_migration_doc(run: Mapping[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_migration_doc(path: Path, run: Mapping[str, Any]) -> None:
-    write_atomically(path, render_migration_doc(run))
+def _earlier_lines(run: Mapping[str, Any], history: Sequence[Mapping[str, Any]], group: str) -> list[str]:
+    from ..history import earlier_migration_lines
+
+    found = earlier_migration_lines(history, group, run)
+    return ["### Earlier migrations", "", *(found or ["_none in the history_"]), ""]
+
+
+def write_migration_doc(
+    path: Path, run: Mapping[str, Any], history: Sequence[Mapping[str, Any]] | None = None
+) -> None:
+    write_atomically(path, render_migration_doc(run, history))

@@ -87,6 +87,10 @@ def check_report_targets(
             if _same_file(path, other):
                 raise ReportWriteError(f"{refuse} {other_option} writes the same file; {fix}")
         claimed.append((option, path))
+        if path.is_dir():
+            raise ReportWriteError(
+                f"{option}: cannot write {path}: is a folder, not a file; give a file path"
+            )
         for source, what in known:
             if _same_file(path, source):
                 raise ReportWriteError(f"{refuse} it is {what} this run reads; {fix}")
