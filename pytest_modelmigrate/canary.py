@@ -17,10 +17,10 @@ snapshot, the response's ``model``) and ``system_fingerprint`` of every call.
 
 Verdict per group:
 
-* ``drifted``: significantly worse live (adjusted p ≤ alpha, per test or for the group), or a
-  new snapshot or fingerprint answered live **and** some test passed less often live;
-* ``investigate``: a new snapshot or fingerprint with no test lower, or no test with evidence
-  in both runs (too little to say);
+* ``drifted``: significantly worse live (adjusted p ≤ alpha, per test or for the group);
+* ``investigate``: a new snapshot or fingerprint answered live, with outcomes not significantly
+  worse (providers rotate fingerprints with their serving configuration: on its own it is a
+  reason to look, not an alarm), or no test with evidence in both runs (too little to say);
 * ``stable``: otherwise.
 
 ``modelmigrate canary RECORDED.json LIVE.json [--model ID] [--alpha A] [--markdown PATH]
@@ -399,12 +399,15 @@ def _reason(g: GroupDrift, significant: list[TestDrift], group_significant: bool
         if group_significant:
             what.insert(0, f"group p adj {_fmt_p(g.p_adjusted)}")
         return f"significantly worse live ({rates}): " + "; ".join(what) + (f"; {said}" if said else "")
-    if g.verdict == DRIFTED:
-        lower = [t.test for t in g.tests if t.lower]
-        return f"{said} and {len(lower)} test(s) lower live ({rates})"
     if g.verdict == INVESTIGATE and not any(t.compared for t in g.tests):
         return "no test has samples in both runs: nothing to compare"
     if g.verdict == INVESTIGATE:
+        lower = [t.test for t in g.tests if t.lower]
+        if lower:
+            return (
+                f"{said} and {len(lower)} test(s) lower live, not significantly "
+                f"({rates}, group p {_fmt_p(g.p_value)}): sample more to tell"
+            )
         return f"{said}, outcomes not lower ({rates}, group p {_fmt_p(g.p_value)})"
     return f"not worse live ({rates}, group p {_fmt_p(g.p_value)}); same snapshot and fingerprints"
 
@@ -479,7 +482,7 @@ def detect_drift(
         identity_changed = bool(draft.new_snapshots or draft.new_fingerprints)
         if not any(t.compared for t in rows):
             verdict = INVESTIGATE
-        elif significant or group_significant or (identity_changed and any(t.lower for t in rows)):
+        elif significant or group_significant:
             verdict = DRIFTED
         elif identity_changed:
             verdict = INVESTIGATE
