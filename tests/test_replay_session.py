@@ -221,7 +221,7 @@ def test_placeholder_keys_fill_only_what_is_unset() -> None:
 # -- a replay miss on a request no model API serves says what it is ----------------------------------
 
 DOWNLOADS = """
-import httpx
+import httpx2 as httpx  # what the SDKs use (a fresh venv has no httpx)
 import app
 
 URLS = {
