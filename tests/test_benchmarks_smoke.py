@@ -194,8 +194,9 @@ def test_record_bench_serial_and_xdist(tmp_path: Path) -> None:
         assert result.counts == {"passed": cfg.items}, result.output[-3000:]
         assert result.wall > 0
         assert result.cpu > 0
-    # the workers' CPU is counted, not only the controller's
-    assert m.samples["parallel"][0].cpu > m.samples["serial"][0].cpu
+    # the workers' CPU is counted, not only the controller's (which runs no test): not "more than
+    # serial", which a loaded machine turns into a coin toss (seen 6.3 s under -n 2 vs 6.6 s serial)
+    assert m.samples["parallel"][0].cpu > 0.5 * m.samples["serial"][0].cpu
     assert m.interactions_checked == len(recb.MODES) * cfg.calls
     assert m.replays_checked == 1
     text = recb.render(m)
