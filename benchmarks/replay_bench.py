@@ -26,7 +26,9 @@ Every mode runs on two modules: ``test_small`` (1 call per test, JSON or SSE) an
 ``test_sampled`` (``--sampled-calls`` calls per test, as sampled tests make). Then: collection
 of a project that never uses ``model``, with and without the plugin; ``-n 2`` against no xdist;
 the controller's peak RSS under ``-n 2`` for three suite sizes against the size of the
-``--migration-json`` report. Repeats are interleaved, medians reported, targets are ratios.
+``--migration-json`` report; the plugin's CPU per item over plain pytest on tests that make no
+request (``overhead``). Every run records wall and CPU time (``RUSAGE_CHILDREN``) and the load
+average. Repeats are interleaved, medians reported, targets are CPU ratios.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(small=10, recorded=10, sampled=2, sampled_calls=50, memory=(5, 10, 20), collect=500)
-TINY = Sizes(small=2, recorded=2, sampled=1, sampled_calls=3, memory=(1, 2, 3), collect=20)
+# 6 calls: the sampled cassettes pass the parse cache's threshold (32 KB), the one-call ones do not
+TINY = Sizes(small=2, recorded=2, sampled=1, sampled_calls=6, memory=(1, 2, 3), collect=20)
 
 
 # -- the generated suite -------------------------------------------------------------------------
@@ -506,6 +509,8 @@ class RunResult:
     stats: dict[str, float]
     output: str
     json_bytes: int = 0
+    cpu: float = 0.0  # user + sys of the process and every child it waited for (xdist workers)
+    load: float = 0.0  # os.getloadavg()[0] when the run ended
 
     @property
     def passed(self) -> int:
@@ -534,13 +539,28 @@ def run_pytest(
         full_env.update(env or {})
         cache = cache_dir or Path(tmp) / "pytest-cache"
         command = [sys.executable, "-m", "pytest", "-q", "-o", f"cache_dir={cache}", *args]
+        before = _children_cpu()
         started = time.perf_counter()
         proc = subprocess.run(
             command, cwd=directory, env=full_env, capture_output=True, text=True, check=False
         )
         wall = time.perf_counter() - started
+        cpu = _children_cpu() - before
         stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    return RunResult(wall=wall, returncode=proc.returncode, stats=stats, output=proc.stdout + proc.stderr)
+    return RunResult(
+        wall=wall,
+        returncode=proc.returncode,
+        stats=stats,
+        output=proc.stdout + proc.stderr,
+        cpu=cpu,
+        load=os.getloadavg()[0],
+    )
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def mode_args(mode: str, module: str) -> tuple[list[str], dict[str, str]]:
@@ -575,6 +595,7 @@ def run_cpu_pair(*, parallel: bool) -> RunResult:
     scaling, neighbours), measured beside the xdist runs so that their ratio can be read.
     """
     command = [sys.executable, "-c", _SPIN]
+    before = _children_cpu()
     started = time.perf_counter()
     if parallel:
         procs = [subprocess.Popen(command) for _ in range(2)]
@@ -582,7 +603,14 @@ def run_cpu_pair(*, parallel: bool) -> RunResult:
     else:
         codes = [subprocess.run(command, check=False).returncode for _ in range(2)]
     wall = time.perf_counter() - started
-    return RunResult(wall=wall, returncode=max(codes), stats={}, output="")
+    return RunResult(
+        wall=wall,
+        returncode=max(codes),
+        stats={},
+        output="",
+        cpu=_children_cpu() - before,
+        load=os.getloadavg()[0],
+    )
 
 
 def run_collect(suite: Suite, with_plugin: bool) -> RunResult:
@@ -609,6 +637,36 @@ def run_memory(suite: Suite, n: int, *, base: bool = False) -> RunResult:
     return result
 
 
+def overhead_sizes(sizes: Sizes) -> tuple[int, int]:
+    """Test functions (x 3 models) of the two no-HTTP projects whose difference gives the cost per item."""
+    return max(1, sizes.small // 3), max(2, sizes.small * 10 // 3)
+
+
+def _overhead_project(suite: Suite, n: int, *, plugin: bool) -> Path:
+    """``n`` tests that take ``model`` and make no request: with the plugin, or parametrized."""
+    target = suite.root / f"overhead-{'a' if plugin else 'plain'}-{n}"
+    module = target / "test_overhead.py"
+    if not module.exists():
+        _write(target / "pytest.ini", "[pytest]\n")
+        _write(target / "conftest.py", STATS_HOOKS)
+        lines = ["import pytest", "", f"MODELS = {list(MODELS)!r}", ""]
+        for i in range(n):
+            if not plugin:
+                lines += ["", '@pytest.mark.parametrize("model", MODELS)']
+            lines += [f"def test_t{i:04d}(model):", "    assert str(model) in MODELS", ""]
+        _write(module, "\n".join(lines))
+    return target
+
+
+def run_overhead(suite: Suite, n: int, *, plugin: bool) -> RunResult:
+    """``n`` x 3 items that use ``model`` and make no request (no HTTP, no cassette, no vcrpy
+    call): with the plugin (``--models``), or plain pytest parametrized over the same models.
+    pytest-recording is off in both, so the difference is the plugin alone."""
+    directory = _overhead_project(suite, n, plugin=plugin)
+    which = [f"--models={','.join(MODELS)}"] if plugin else ["-p", "no:modelmigrate"]
+    return run_pytest(directory, ["test_overhead.py", "-p", "no:recording", *which])
+
+
 # -- measuring ---------------------------------------------------------------------------------
 
 
@@ -632,11 +690,37 @@ class Measurements:
     def test_time(self, key: str) -> float:
         return statistics.median(r.test_seconds for r in self.samples[key])
 
-    def ratio(self, num: str, den: str, *, test_time: bool = False) -> float:
-        """Median over repeats of the per-repeat ratio (each pair measured side by side)."""
-        pick: Callable[[RunResult], float] = (lambda r: r.test_seconds) if test_time else (lambda r: r.wall)
+    def cpu(self, key: str) -> float:
+        return statistics.median(r.cpu for r in self.samples[key])
+
+    def loads(self, *keys: str) -> str:
+        """The 1-minute load averages at the end of the runs of ``keys``: lowest–highest."""
+        found = [r.load for key in keys for r in self.samples.get(key, ())]
+        return f"{min(found):.1f}–{max(found):.1f}" if found else "–"
+
+    def ratio(self, num: str, den: str, *, test_time: bool = False, cpu: bool = False) -> float:
+        """Median over repeats of the per-repeat ratio (each pair measured side by side):
+        of wall time, of the time in tests (``test_time``) or of CPU time (``cpu``)."""
+        pick: Callable[[RunResult], float] = (
+            (lambda r: r.cpu) if cpu else (lambda r: r.test_seconds) if test_time else (lambda r: r.wall)
+        )
         pairs = zip(self.samples[num], self.samples[den], strict=False)
-        return statistics.median(pick(x) / pick(y) for x, y in pairs)
+        return statistics.median(pick(x) / max(pick(y), 1e-9) for x, y in pairs)
+
+    def per_item_overhead(self) -> float:
+        """Plugin CPU per item over plain pytest (no HTTP), in ms: from the slope between the two
+        sizes of each, so what every process pays once (imports, session end) cancels."""
+        low, high = overhead_sizes(self.sizes)
+        items = (high - low) * len(MODELS)
+        values = []
+        for rep in range(self.repeat):
+            a = self.samples[f"overhead:a:{high}"][rep].cpu - self.samples[f"overhead:a:{low}"][rep].cpu
+            p = (
+                self.samples[f"overhead:plain:{high}"][rep].cpu
+                - self.samples[f"overhead:plain:{low}"][rep].cpu
+            )
+            values.append(1000 * (a - p) / items)
+        return statistics.median(values)
 
 
 def measure(
@@ -666,6 +750,10 @@ def measure(
     if everything or "collect" in parts:
         jobs.append(("collect:without", lambda: run_collect(suite, False), None))
         jobs.append(("collect:with", lambda: run_collect(suite, True), None))
+    if everything or "overhead" in parts:
+        for n in overhead_sizes(sizes):
+            for plugin, name in ((True, "a"), (False, "plain")):
+                jobs.append((f"overhead:{name}:{n}", _bind_overhead(suite, n, plugin), n * len(MODELS)))
     if everything or "memory" in parts:
         for n in sizes.memory:
             jobs.append((f"memory:{n}", _bind_memory(suite, n), n * len(MODELS)))
@@ -676,8 +764,9 @@ def measure(
             result = job()
             m.add(key, result, expected)
             log(
-                f"  [{rep + 1}/{repeat}] {key:<24} {result.wall:7.2f}s wall, "
-                f"{result.test_seconds:7.2f}s in tests, peak RSS {result.stats.get('maxrss_kb', 0) / 1024:.1f} MB"
+                f"  [{rep + 1}/{repeat}] {key:<24} {result.wall:7.2f}s wall, {result.cpu:7.2f}s CPU, "
+                f"{result.test_seconds:7.2f}s in tests, load {result.load:.2f}, "
+                f"peak RSS {result.stats.get('maxrss_kb', 0) / 1024:.1f} MB"
                 + (f", report {result.json_bytes / 1024:.0f} KB" if result.json_bytes else "")
             )
     return m
@@ -685,6 +774,10 @@ def measure(
 
 def _bind_mode(suite: Suite, mode: str, module: str, extra: Sequence[str] = ()) -> Callable[[], RunResult]:
     return lambda: run_mode(suite, mode, module, extra)
+
+
+def _bind_overhead(suite: Suite, n: int, plugin: bool) -> Callable[[], RunResult]:
+    return lambda: run_overhead(suite, n, plugin=plugin)
 
 
 def _bind_memory(suite: Suite, n: int, *, base: bool = False) -> Callable[[], RunResult]:
@@ -701,36 +794,53 @@ class Target:
     goal: str
     passed: bool
     info: bool = False  # reported for reference only: no goal, neither PASS nor MISS
+    load: str = ""  # 1-minute load average at the end of the runs it is made of: lowest–highest
 
 
 def evaluate(m: Measurements) -> list[Target]:
     targets: list[Target] = []
 
-    def add(name: str, value: float, goal: str, ok: bool) -> None:
-        targets.append(Target(name, value, goal, ok))
+    def add(name: str, value: float, goal: str, ok: bool, keys: Sequence[str] = ()) -> None:
+        targets.append(Target(name, value, goal, ok, load=m.loads(*keys)))
 
-    def info(name: str, value: float) -> None:
-        targets.append(Target(name, value, "(info)", True, info=True))
+    def info(name: str, value: float, keys: Sequence[str] = ()) -> None:
+        targets.append(Target(name, value, "(info)", True, info=True, load=m.loads(*keys)))
 
     if "a:test_small" in m.samples:
         n = m.sizes.sampled_calls
         floor = "floor: SDK, in-memory transport"
-        for a, how in (("a", "parse cache warm"), ("a_cold", "parse cache empty")):
-            r = m.ratio(f"{a}:test_small", "b:test_small")
-            add(f"(a)/(b) wall, small cassettes (1 call), {how}", r, "≤ 1.0", r <= 1.0)
-            r = m.ratio("b:test_sampled", f"{a}:test_sampled")
-            add(f"(b)/(a) wall, {n}-interaction cassettes, {how}", r, "≥ 5", r >= 5)
-            r = m.ratio("b:test_sampled", f"{a}:test_sampled", test_time=True)
-            add(f"(b)/(a) time in tests, {n}-interaction cassettes, {how}", r, "≥ 5", r >= 5)
-            r = m.ratio(f"{a}:test_small", "c:test_small")
-            add(f"(a)/(c) wall, small cassettes ({floor}), {how}", r, "≤ 1.5", r <= 1.5)
-            r = m.ratio(f"{a}:test_sampled", "c:test_sampled")
-            add(f"(a)/(c) wall, {n}-interaction cassettes ({floor}), {how}", r, "≤ 1.5", r <= 1.5)
-        info("(a)/(c0) wall, small cassettes (no SDK at all)", m.ratio("a:test_small", "c_stub:test_small"))
-        info(
-            f"(a)/(c0) wall, {n}-interaction cassettes (no SDK at all)",
-            m.ratio("a:test_sampled", "c_stub:test_sampled"),
-        )
+        bound_keys = ("b:test_sampled", "c:test_sampled")
+        bound = m.ratio(*bound_keys, cpu=True)  # (b)/(c): what no replay through the SDK can pass
+        for a, how, goal in (("a", "parse cache warm", 1.0), ("a_cold", "parse cache empty", 0.9)):
+            keys: tuple[str, ...] = (f"{a}:test_small", "b:test_small")
+            r = m.ratio(*keys, cpu=True)
+            add(f"(a)/(b) CPU, one-call cassettes, {how}", r, f"≤ {goal}", r <= goal, keys)
+            info(f"(a)/(b) wall, one-call cassettes, {how}", m.ratio(*keys), keys)
+            keys = (f"{a}:test_small", "c:test_small")
+            r = m.ratio(*keys, cpu=True)
+            add(f"(a)/(c) CPU, one-call cassettes ({floor}), {how}", r, "≤ 1.1", r <= 1.1, keys)
+            keys = (f"{a}:test_sampled", "c:test_sampled")
+            r = m.ratio(*keys, cpu=True)
+            add(f"(a)/(c) CPU, {n}-interaction cassettes ({floor}), {how}", r, "≤ 1.1", r <= 1.1, keys)
+            keys = ("b:test_sampled", f"{a}:test_sampled")
+            r = m.ratio(*keys, cpu=True)
+            add(
+                f"(b)/(a) CPU, {n}-interaction cassettes, {how}",
+                r,
+                f"≥ {0.9 * bound:.2f} (90% of (b)/(c))",
+                r >= 0.9 * bound,
+                keys,
+            )
+        info(f"(b)/(c) CPU, {n}-interaction cassettes: the floor's bound on (b)/(a)", bound, bound_keys)
+        keys = ("a:test_small", "c_stub:test_small")
+        info("(a)/(c0) wall, small cassettes (no SDK at all)", m.ratio(*keys), keys)
+        keys = ("a:test_sampled", "c_stub:test_sampled")
+        info(f"(a)/(c0) wall, {n}-interaction cassettes (no SDK at all)", m.ratio(*keys), keys)
+    low, high = overhead_sizes(m.sizes)
+    if f"overhead:a:{high}" in m.samples:
+        r = m.per_item_overhead()
+        keys = tuple(f"overhead:{w}:{n}" for w in ("a", "plain") for n in (low, high))
+        add("plugin CPU per item over plain pytest, no HTTP at all (ms)", r, "≤ 0.3 ms", r <= 0.3, keys)
     if "collect:with" in m.samples:
         r = m.ratio("collect:with", "collect:without") - 1.0
         add(f"collection of {m.sizes.collect} tests: extra time with the plugin", r, "< 10%", r < 0.10)
@@ -828,14 +938,16 @@ def render(m: Measurements, targets: list[Target]) -> str:
     ]
     if "a:test_small" in m.samples:
         lines += [
-            "| mode | small: wall (s) | small: in tests (s) | sampled: wall (s) | sampled: in tests (s) |",
-            "|---|---:|---:|---:|---:|",
+            "| mode | small: wall (s) | small: CPU (s) | small: in tests (s) "
+            "| sampled: wall (s) | sampled: CPU (s) | sampled: in tests (s) | load (1 min) |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for mode in RUN_MODES:
             small, sampled = f"{mode}:test_small", f"{mode}:test_sampled"
             lines.append(
-                f"| {MODE_LABELS[mode]} | {m.wall(small):.2f} | {m.test_time(small):.2f} "
-                f"| {m.wall(sampled):.2f} | {m.test_time(sampled):.2f} |"
+                f"| {MODE_LABELS[mode]} | {m.wall(small):.2f} | {m.cpu(small):.2f} | {m.test_time(small):.2f} "
+                f"| {m.wall(sampled):.2f} | {m.cpu(sampled):.2f} | {m.test_time(sampled):.2f} "
+                f"| {m.loads(small, sampled)} |"
             )
         lines.append("")
         per_call = s.sampled * models * s.sampled_calls
@@ -877,6 +989,16 @@ def render(m: Measurements, targets: list[Target]) -> str:
         )
     if other:
         lines += ["| measurement | baseline | variant |", "|---|---:|---:|", *other, ""]
+    low, high = overhead_sizes(s)
+    if f"overhead:a:{high}" in m.samples:
+        lines += [
+            "| no-HTTP items (test × model) | with the plugin: CPU (s) | plain pytest: CPU (s) | load (1 min) |",
+            "|---:|---:|---:|---|",
+        ]
+        for n in (low, high):
+            a, plain = f"overhead:a:{n}", f"overhead:plain:{n}"
+            lines.append(f"| {n * models} | {m.cpu(a):.2f} | {m.cpu(plain):.2f} | {m.loads(a, plain)} |")
+        lines += [""]
     if all(f"memory:{n}" in m.samples for n in s.memory):
         lines += [
             "| tests (`-n 2`) | controller peak RSS (MB) | without the plugin, (b) (MB) | `--migration-json` (KB) |",
@@ -897,11 +1019,11 @@ def render(m: Measurements, targets: list[Target]) -> str:
             f"report {report / 1024:.0f} KB.",
             "",
         ]
-    lines += ["| target | measured | goal | |", "|---|---:|---|---|"]
+    lines += ["| target | measured | goal | | load (1 min) |", "|---|---:|---|---|---|"]
     for t in targets:
         value = f"{t.value:+.1%}" if t.goal.endswith("%") else f"{t.value:.2f}"
         verdict = "info" if t.info else "PASS" if t.passed else "MISS"
-        lines.append(f"| {t.name} | {value} | {t.goal} | {verdict} |")
+        lines.append(f"| {t.name} | {value} | {t.goal} | {verdict} | {t.load} |")
     lines += ["", "Machine: " + "; ".join(f"{k} {v}" for k, v in machine().items()), ""]
     return "\n".join(lines)
 
@@ -921,15 +1043,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="all",
-        help="Comma-separated subset: replay, xdist, collect, memory (default: all)",
+        help="Comma-separated subset: replay, overhead, xdist, collect, memory (default: all)",
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     repeat = args.repeat or (1 if args.quick else 3)
     started = time.perf_counter()
+    load_start = os.getloadavg()
+    print("load average at start: " + " / ".join(f"{x:.2f}" for x in load_start))
     suite = build_suite(sizes, args.cache)
     m = measure(suite, repeat, include=args.only.split(","))
-    text = render(m, evaluate(m))
+    load_end = os.getloadavg()
+    text = render(m, evaluate(m)) + (
+        "Load average (1 / 5 / 15 min): start "
+        + " / ".join(f"{x:.2f}" for x in load_start)
+        + ", end "
+        + " / ".join(f"{x:.2f}" for x in load_end)
+        + ".\n"
+    )
     print()
     print(text)
     print(

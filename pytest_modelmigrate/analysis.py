@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
     from .baseline import BaselineComparison
     from .datasets import DatasetMetrics
+    from .drift_scores import DriftScores
     from .gate import Decision
     from .models import ModelSpec
     from .scrub import Scrubber
     from .sequential import AdaptivePolicy
+    from .under_evidence import EvidenceFlag
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -176,6 +178,11 @@ class Run:
     baseline: BaselineComparison | None = None
     adaptive: dict[str, Any] | None = None
     shard: Shard | None = None  # set when the run is one shard of a split suite
+    drift: list[DriftScores] = field(default_factory=list)  # checks.drift per group and candidate
+    under_evidence: list[EvidenceFlag] = field(default_factory=list)  # information, not verdicts
+    min_dataset_examples: int = 100  # what a dataset test's flag is measured against
+    calibration: dict[str, Any] | None = None  # calibration.analyse_calibration: confidences per group
+    variants: dict[str, Any] | None = None  # prompt variants: per test and model, the one to ship
     extra: dict[str, Any] = field(default_factory=dict)  # what pytest_modelmigrate_run adds
 
     def to_dict(self, scrubber: Scrubber | None = None) -> dict[str, Any]:
@@ -219,6 +226,16 @@ class Run:
             data["adaptive"] = self.adaptive
         if self.shard is not None:
             data["shard"] = self.shard.to_dict()
+        if self.drift:
+            data["drift"] = [d.to_dict() for d in self.drift]
+        data["under_evidence"] = {
+            "min_dataset_examples": self.min_dataset_examples,
+            "flags": [f.to_dict() for f in self.under_evidence],
+        }
+        if self.calibration is not None:
+            data["calibration"] = self.calibration
+        if self.variants is not None:
+            data["variants"] = self.variants
         for key, value in self.extra.items():
             data.setdefault(key, value)
         scrubber = scrubber if scrubber is not None else Scrubber.from_settings()
@@ -404,12 +421,15 @@ def analyse(
     shard: Shard | None = None,
     incumbent_absent: bool = False,
     recommend: RecommendPolicy | None = None,
+    min_dataset_examples: int = 100,
 ) -> Run:
     """Build the run once. ``policy`` None: no gate (a run with no model test has nothing to decide).
 
     ``shard`` labels the run as one part of a split suite; it changes nothing else.
     ``incumbent_absent``: the configured incumbent does not run in this session (recording one
     candidate): no model is compared with another, the gate weighs only what went wrong.
+    ``min_dataset_examples``: a dataset test with fewer examples is flagged as under-evidenced
+    (``run.under_evidence``, information only).
     """
     from .metrics import compute_metrics
     from .reports.breakdown import check_breakdown
@@ -439,6 +459,14 @@ def analyse(
         ),
         shard=shard,
     )
+    from .variants import variant_report
+
+    run.variants = variant_report(outcomes, model_ids, incumbent or (model_ids[0] if model_ids else None))
+    from .calibration import analyse_calibration
+
+    run.calibration = analyse_calibration(
+        outcomes, model_ids, incumbent, deterministic=prompt_flags(outcomes, "deterministic")
+    )
     groups = {o.test: o.group for o in outcomes}
     extra: list[Regression] = []
     if baseline is not None:
@@ -456,6 +484,11 @@ def analyse(
         for o in outcomes:
             if o.is_evidence:
                 per_test.setdefault(o.test, {})[o.model] = list(o.samples)
+        if run.variants:  # prompt variants: each candidate's best variant, as the fixed-N decision
+            from .variants import fold_rows
+
+            per_test, folded = fold_rows(per_test, outcomes, run.variants["incumbent"])
+            groups = {**groups, **folded}
         candidates = [m for m in model_ids if m != incumbent]
         plan = decide_sequential(per_test, groups, incumbent, candidates, adaptive.policy)
         plan.targets = {t: min((len(v) for v in per.values()), default=0) for t, per in per_test.items()}
@@ -476,9 +509,23 @@ def analyse(
         if incumbent is not None:
             extra[:0] = _dataset_regressions(outcomes, datasets, incumbent, policy)
         compared = model_ids[:1] if incumbent_absent else model_ids
-        comparison = compare(
-            _tallies(matrix, outcomes), compared, policy, evidence_designs(outcomes), check_scores(outcomes)
+        from .variants import for_decision
+
+        # prompt variants: each candidate's best variant against the incumbent's shipped one
+        tallies, scores, designs = for_decision(
+            _tallies(matrix, outcomes),
+            check_scores(outcomes),
+            evidence_designs(outcomes),
+            outcomes,
+            run.variants["incumbent"] if run.variants else None,
         )
+        comparison = compare(tallies, compared, policy, designs, scores)
+        if run.variants:  # the strict gate counts every variant's failing tests, as pytest does
+            from dataclasses import replace as _with
+
+            from .variants import failing_tests
+
+            comparison = _with(comparison, failures=failing_tests(_tallies(matrix, outcomes), compared))
         errors = sum(o.outcome == ERROR for o in outcomes)
         decision = decide(
             comparison, policy, regressions=extra, sequential=sequential, missing=len(missing), errors=errors
@@ -486,7 +533,29 @@ def analyse(
         if incumbent is not None and not incumbent_absent:
             decision = _with_recommendations(decision, run, recommend or RecommendPolicy())
         run.decision = decision
+    _add_evidence_views(run, min_dataset_examples, policy)
     return run
+
+
+def _add_evidence_views(run: Run, min_dataset_examples: int, policy: GatePolicy | None) -> None:
+    """The drift scores per group and candidate, and the under-evidence flags (after the decision,
+    which they do not change)."""
+    from .drift_scores import drift_scores
+    from .under_evidence import under_evidence
+
+    decision = run.decision
+    run.drift = drift_scores(run.outcomes, run.incumbent, [s.id for s in run.models])
+    run.min_dataset_examples = min_dataset_examples
+    run.under_evidence = under_evidence(
+        run.outcomes,
+        verdicts=[(g, c) for g, per in decision.verdicts.items() for c in per] if decision else [],
+        incumbent=decision.incumbent if decision else None,
+        min_dataset_examples=min_dataset_examples,
+        samples=run.samples,
+        deterministic={
+            o.group for o in run.outcomes if policy is not None and policy.is_deterministic(o.group)
+        },
+    )
 
 
 def _failing_checks(outcomes: Sequence[Outcome]) -> dict[str, dict[str, list[str]]]:
@@ -530,7 +599,9 @@ def _extra_calls(run: Run, decision: Decision, candidate: str) -> tuple[int, flo
 def _with_recommendations(decision: Decision, run: Run, policy: RecommendPolicy) -> Decision:
     from dataclasses import replace
 
+    from .calibration import rethreshold_notes
     from .gate.recommend import recommend
+    from .variants import ship_lines
 
     try:
         today = datetime.fromisoformat(run.created).date()
@@ -558,5 +629,7 @@ def _with_recommendations(decision: Decision, run: Run, policy: RecommendPolicy)
         today=today,
         names={s.id: s.name for s in run.models},
         paired=run.metrics.get("paired") or {},
+        variants={c: ship_lines(run.variants, c) for c in decision.candidates} if run.variants else None,
+        calibration=rethreshold_notes(run.calibration),
     )
     return replace(decision, recommendations=tuple(recommendations), sunset=sunset, recommend_policy=policy)

@@ -224,7 +224,11 @@ class AtomicPersister:
         if not data.strip():
             raise CassetteNotFoundError()
         check_yaml_text(data, path, error=CassetteReadError, fix=_FIX)  # alias bombs, deep nesting
-        if cls.parse_cache is not None and not getattr(serializer, "__name__", "").endswith("jsonserializer"):
+        if (
+            cls.parse_cache is not None
+            and len(data) >= ParseCache.MIN_CHARS
+            and not getattr(serializer, "__name__", "").endswith("jsonserializer")
+        ):
             serializer = ParseCache(cls.parse_cache, path, serializer, cls.scrubber or Scrubber())
         try:
             requests, responses, *metadata = deserialize(data, serializer)
@@ -341,8 +345,16 @@ class ParseCache:
     Nor is a cassette that would fail the scan before a write (a string shaped like a live key,
     a known secret, a key spelled out across the chunks of a stream: a file edited by hand or
     written by an older version): the cache never holds what a cassette could not.
+
+    Only cassettes of ``MIN_CHARS`` or more are cached (``AtomicPersister.load_cassette``).
+    Measured on the replay benchmark's cassettes (docs/benchmarks.md), every cost grows with
+    the size alike: writing an entry (encode, scan, write) costs about twice what one warm run
+    saves (1.6-4.2 times, with no trend from 4 KB to 400 KB). Below 32 KB (one to four calls) a
+    warm hit saves under 3 ms per cassette while a CI run that keeps no cache pays up to 6 ms
+    more for nothing; one-call cassettes are parsed from YAML every time, long sampled ones kept.
     """
 
+    MIN_CHARS = 32 * 1024
     FORMAT = 1
     _BYTES = "\x00bytes"
     _TUPLE = "\x00tuple"
@@ -987,12 +999,30 @@ def open_cassette(
         except BaseException:
             session.discard = True
             cassette.dirty = False
-            context.__exit__(None, None, None)
+            _close(context)
             raise
         else:
             if session.discard:
                 cassette.dirty = False
-            context.__exit__(None, None, None)
+            _close(context)
+
+
+def _close(context: Any) -> None:
+    """Leave vcrpy's cassette context: save, then take its patches off, even when the save fails.
+
+    vcrpy's ``__exit__`` saves first and removes its patches after; a save that raises (a refused
+    key, a full disk) would leave every HTTP library patched for the refused cassette until the
+    garbage collector closed the context, so later tests would record into, or replay from, a
+    cassette that is not theirs.
+    """
+    try:
+        context.__exit__(None, None, None)
+    except BaseException:
+        finish = getattr(context, "_CassetteContextDecorator__finish", None)
+        if finish is not None:
+            finish.close()  # the patchers' ExitStack unwinds at the generator's yield
+            context._CassetteContextDecorator__finish = None
+        raise
 
 
 LOCK_TIMEOUT = 300.0  # seconds a recording waits for another process recording the same cassette

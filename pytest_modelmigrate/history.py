@@ -200,7 +200,7 @@ def entry_from_run(
     gate = run.get("gate") if isinstance(run.get("gate"), Mapping) else {}
     assert isinstance(gate, Mapping)
     candidates = [str(c) for c in gate.get("candidates") or [m for m in names if m != incumbent]]
-    outcomes = [o for o in run.get("outcomes") or [] if isinstance(o, Mapping)]
+    outcomes = _adopted_only(run, [o for o in run.get("outcomes") or [] if isinstance(o, Mapping)])
     by_group: dict[str, list[Mapping[str, Any]]] = {}
     for outcome in outcomes:
         by_group.setdefault(str(outcome.get("group", "")), []).append(outcome)
@@ -286,6 +286,9 @@ def entry_from_run(
             "failed_checks": failed_checks,
             "passed": {"tests": passed_tests, "checks": {c: m for c, m in passed_checks.items() if m}},
         }
+        adopted = _adopted_variants(run, group)
+        if adopted:
+            prompts[group]["variants"] = adopted
     when = appended or datetime.now(UTC)
     return {
         "history_version": HISTORY_VERSION,
@@ -302,6 +305,55 @@ def entry_from_run(
         "gate": {k: gate.get(k) for k in ("mode", "passed", "line")} if gate else None,
         "prompts": prompts,
     }
+
+
+def _adopted_only(run: Mapping[str, Any], outcomes: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The outcomes of the prompt as adopted: of a test with prompt variants, per model only the
+    variant shipped there (the others were tried and not adopted; the run file keeps them)."""
+    section = run.get("variants") if isinstance(run.get("variants"), Mapping) else None
+    ship = {
+        (str(t.get("test")), str(m)): e.get("ship")
+        for t in (section or {}).get("tests") or []
+        for m, e in (t.get("models") or {}).items()
+    }
+    if not ship:
+        return outcomes
+    kept = []
+    for o in outcomes:
+        v = o.get("variant")
+        if isinstance(v, Mapping) and ship.get((str(v.get("of")), str(o.get("model")))) not in (
+            None,
+            v.get("name"),
+        ):
+            continue
+        kept.append(o)
+    return kept
+
+
+def _adopted_variants(run: Mapping[str, Any], group: str) -> list[dict[str, Any]]:
+    """Per variant-ed test of ``group`` and model: the prompt variant adopted (the run's
+    ``variants`` section), why (the marker's rationale) and its evidence."""
+    from .variants import evidence_text
+
+    section = run.get("variants") if isinstance(run.get("variants"), Mapping) else None
+    found = []
+    for test in (section or {}).get("tests") or []:
+        if test.get("group") != group:
+            continue
+        why = {v.get("name"): v.get("rationale") for v in test.get("variants") or []}
+        for model, entry in (test.get("models") or {}).items():
+            ship = entry.get("ship")
+            evidence = (entry.get("evidence") or {}).get(ship)
+            found.append(
+                {
+                    "test": str(test.get("test")),
+                    "model": str(model),
+                    "variant": ship,
+                    "rationale": why.get(ship),
+                    "evidence": evidence_text(evidence) if evidence else None,
+                }
+            )
+    return found
 
 
 # -- reading and appending ----------------------------------------------------------------------
@@ -378,6 +430,12 @@ def _prompt_problem(prompt: Any) -> str | None:
         for k in ("tests", "checks")
     ):
         return "'passed' is not {tests, checks} -> names -> models"
+    variants = prompt.get("variants", [])
+    if not isinstance(variants, list) or not all(
+        isinstance(v, dict) and isinstance(v.get("test"), str) and isinstance(v.get("model"), str)
+        for v in variants
+    ):
+        return "'variants' is not a list of {test, model, variant, rationale, evidence}"
     checks = prompt.get("failed_checks", {})
     if not isinstance(checks, dict) or any(
         _per_model_problem(v, ("failed", "total")) for v in checks.values()
@@ -644,6 +702,13 @@ def _group_lines(
         elif _text_changed(before, prompt):
             bullets.append(f"the prompt text changed, its version stayed {prompt.get('version')}")
         bullets.append(f"verdict: {verdicts or 'none (no gate)'}; pass rates {rates or '-'}")
+        for v in prompt.get("variants") or []:
+            if v.get("model") != inc.get("alias"):
+                why = f": {v['rationale']}" if v.get("rationale") else ""
+                bullets.append(
+                    f"adopted variant {v.get('variant')} of {v.get('test')} for {v.get('model')} "
+                    f"({v.get('evidence') or 'no evidence'}){why}"
+                )
         for b in (b for b in breaks if b.index == index):
             bullets.append(f"broke: {b.describe()}; {_fix_text(b, last)}")
         fixed_here = [b for b in breaks if b.fixed_index == index]

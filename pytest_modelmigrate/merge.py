@@ -59,6 +59,7 @@ _RUN_KEYS = frozenset(
         *("schema_version", "tool", "created", "record_mode", "models", "incumbent", "samples"),
         *("outcomes", "matrix", "checks", "metrics", "gate", "datasets", "missing", "baseline"),
         *("adaptive", "shard"),
+        *("drift", "under_evidence"),
     )
 )
 MERGED_KEY = "merged"  # the merged run's provenance: which shard files it was made from
@@ -354,6 +355,13 @@ def _extra(shards: Sequence[ShardRun]) -> tuple[dict[str, Any], list[str]]:
     return kept, dropped
 
 
+def _min_dataset_examples(data: Mapping[str, Any]) -> int:
+    """The shards' ``modelmigrate_min_dataset_examples`` (100 in a file written before it was kept)."""
+    section = data.get("under_evidence")
+    value = section.get("min_dataset_examples") if isinstance(section, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 100
+
+
 def merge_shards(
     shards: Sequence[ShardRun],
     *,
@@ -403,6 +411,7 @@ def merge_shards(
         adaptive=_adaptive(shards),
         created=created,
         recommend=_recommend_policy(shards, prompt_flags(outcomes, "blocking")),
+        min_dataset_examples=_min_dataset_examples(first.data),
     )
     kept, _ = _extra(shards)
     run.extra.update(kept)

@@ -274,6 +274,9 @@ def compute_metrics(
         model = str(outcome.get("model", ""))
         if model not in models:
             models.append(model)
+    # a rollback row's cell holds two models' calls (one conversation switched mid-way): its
+    # latency, tokens and cost are no one model's, so they stay out of every model's figures
+    outcomes = [o for o in outcomes if not o.get("rollback")]
     by_model: dict[str, list[Mapping[str, Any]]] = {m: [] for m in models}
     by_group: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
     for outcome in outcomes:

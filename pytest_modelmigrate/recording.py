@@ -55,6 +55,8 @@ class Recording:
     recorded: dict[str, Any] | None = None  # what this run sent to the provider (calls, cost, waits)
     regression_case: dict[str, Any] | None = None  # the past failure this test guards against
     evidence: dict[str, Any] | None = None  # @pytest.mark.evidence: cluster and weight
+    variant: dict[str, Any] | None = None  # @pytest.mark.prompt_variants: the variant this one sends
+    rollback: str | None = None  # @pytest.mark.rollback: the row's direction (two models in one cell)
     _parsed: dict[int, Call] = field(default_factory=dict, repr=False)
 
     def mark_missing(self, reason: str | None = None) -> None:
@@ -179,6 +181,10 @@ class Recording:
             record["regression_case"] = self.regression_case
         if self.evidence:
             record["evidence"] = self.evidence
+        if self.variant:
+            record["variant"] = self.variant
+        if self.rollback:
+            record["rollback"] = self.rollback
         if full:
             record["calls"] = self.calls
             record["samples"] = list(self.sample_outcomes)
@@ -187,8 +193,8 @@ class Recording:
                 record["recorded"] = dict(self.recorded)
             if self.dataset:
                 record["dataset"] = list(self.dataset)
-                if self.dataset_settings:
-                    record["dataset_settings"] = dict(self.dataset_settings)
+            if self.dataset_settings:  # a dataset test, predictions recorded or not
+                record["dataset_settings"] = dict(self.dataset_settings)
         return record
 
     def properties(self, record: dict[str, Any]) -> list[tuple[str, object]]:

@@ -384,6 +384,15 @@ SETTINGS: tuple[Setting, ...] = (
         convert=_fraction(lower_open=False, upper_open=True),
     ),
     _s(
+        "min_dataset_examples",
+        "Examples a dataset test (one task type) should have; a smaller one is flagged in the "
+        "reports as under-evidenced, with how many to add (information: the gate does not change; "
+        "default: 100)",
+        ini="modelmigrate_min_dataset_examples",
+        default=100,
+        convert=positive_int,
+    ),
+    _s(
         "sunset_lines",
         "The date a model is retired, one a line: 'gpt-4o: 2027-03-31'; inside the horizon, the "
         "incumbent's sunset turns 'defer' into 'must migrate by DATE'",
@@ -618,6 +627,7 @@ class Settings:
     min_gain: float = 0.1
     sunset: Mapping[str, date] = field(default_factory=dict)
     sunset_horizon_days: int = 90
+    min_dataset_examples: int = 100
     json_path: Path | None = None
     markdown_path: Path | None = None
     html_path: Path | None = None
@@ -786,6 +796,7 @@ def resolve(
         min_gain=values["min_gain"],
         sunset=_sunset(values["sunset_lines"], "ini modelmigrate_sunset"),
         sunset_horizon_days=values["sunset_horizon_days"],
+        min_dataset_examples=values["min_dataset_examples"],
         shard=values["shard"],
         plan=values["plan"],
         match_ignore=_match_ignore(values["match_ignore"]),

@@ -14,9 +14,16 @@ from typing import TYPE_CHECKING, Any
 # imported inside a pytester project would be imported again (seconds) on every run.
 # hypothesis's pytest plugin imports it again at the end of every in-process run otherwise.
 import anthropic  # noqa: F401
+import httpx2
 import hypothesis
 import openai  # noqa: F401
 import pytest
+
+# vcrpy too: its patch module keeps, from the moment it is imported, the transport methods it
+# restores after each cassette. Imported anew by every in-process run (0.5 s each), it would take
+# whatever a previous run left patched for the original; imported once here, it takes the real ones.
+import vcr.patch
+import vcr.stubs.httpx_stubs  # noqa: F401
 
 from pytest_modelmigrate.emulator import Emulator
 
@@ -33,6 +40,35 @@ hypothesis.settings.load_profile(
 )
 
 REPO = Path(__file__).resolve().parent.parent
+
+# What a test must leave as it found: the transports vcrpy patches while a cassette is open and
+# the socket calls the replay network guard wraps. A patch left behind (a cassette never closed,
+# a guard never removed) would silently change every later test in the process: the test that
+# left it fails, by name, and the originals are put back.
+_ORIGINALS: dict[tuple[object, str], object] = {
+    (owner, name): getattr(owner, name)
+    for owner, name in (
+        (httpx2.HTTPTransport, "handle_request"),
+        (httpx2.AsyncHTTPTransport, "handle_async_request"),
+        (socket.socket, "connect"),
+        (socket.socket, "connect_ex"),
+        (socket, "getaddrinfo"),
+    )
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_patch_left_behind() -> Iterator[None]:
+    yield
+    left = []
+    for (owner, name), original in _ORIGINALS.items():
+        if getattr(owner, name) is not original:
+            left.append(f"{getattr(owner, '__name__', owner)}.{name}")
+            setattr(owner, name, original)
+    if left:
+        pytest.fail(f"the test left {', '.join(left)} patched (restored now)", pytrace=False)
+
+
 DATA = Path(__file__).resolve().parent / "data"
 
 # The application under test in pytester projects: real SDK calls, base URL from the environment.

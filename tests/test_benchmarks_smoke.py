@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import REPO, load_benchmark
 
+from pytest_modelmigrate.cassettes import ParseCache
+
 if TYPE_CHECKING:
     pass
 
@@ -139,6 +141,7 @@ def test_measure_and_report(suite: Any) -> None:
         "xdist-base:n2": sizes.small * items,
         **{f"memory:{n}": n * items for n in sizes.memory},
         **{f"memory-base:{n}": n * items for n in sizes.memory},
+        **{f"overhead:{w}:{n}": n * items for w in ("a", "plain") for n in rb.overhead_sizes(sizes)},
     }
     for key, count in expected.items():
         assert [r.passed for r in m.samples[key]] == [count], key
@@ -150,23 +153,32 @@ def test_measure_and_report(suite: Any) -> None:
     assert all(m.samples[f"memory:{n}"][0].stats["maxrss_kb"] > 0 for n in sizes.memory)
     assert m.samples["c:test_sampled"][0].stats["mock_calls"] == sizes.sampled * sizes.sampled_calls * items
     assert "mock_calls" not in m.samples["c_stub:test_sampled"][0].stats
-    # (a) kept its parsed cassettes between runs, one per cassette; (a, cold) kept none
+    assert all(r.cpu > 0 and r.load >= 0 for runs in m.samples.values() for r in runs)
+    # (a) kept its parsed cassettes between runs, one per cassette past the threshold (the
+    # sampled ones, not the one-call ones); (a, cold) kept none
     project = suite.project("a")
     parsed = list((rb.warm_cache(project) / "d" / "modelmigrate-cassettes").glob("*.json"))
-    assert len(parsed) == (sizes.small + sizes.sampled) * items
+    sizes_on_disk = [p.stat().st_size for p in (project / "cassettes").rglob("*.yaml")]
+    assert len(sizes_on_disk) == (sizes.small + sizes.sampled) * items
+    assert len(parsed) == sum(size >= ParseCache.MIN_CHARS for size in sizes_on_disk) == sizes.sampled * items
     assert sorted(p.name for p in rb.warm_cache(project).parent.iterdir()) == sorted(
         p.name for p in suite.root.iterdir() if p.name.startswith("a-") and (p / "test_small.py").exists()
     )
     targets = rb.evaluate(m)
-    assert len(targets) == 19
-    assert [t.name.startswith("(a)/(c0)") for t in targets if t.info] == [
-        True,
-        True,
-        False,
-        False,
-        False,
-        False,
+    assert len(targets) == 21
+    assert [t.name.split(" wall")[0].split(" CPU")[0] for t in targets if t.info] == [
+        "(a)/(b)",
+        "(a)/(b)",
+        "(b)/(c)",
+        "(a)/(c0)",
+        "(a)/(c0)",
+        "speed-up of -n 2 for (b), pytest-recording, same tests",
+        "machine: 2",
+        "controller peak-RSS growth / report growth, all of it (pytest and xdist included)",
+        "(b) controller peak-RSS growth / (a)'s report growth (pytest, xdist, vcrpy alone)",
     ]
+    assert sum(t.name.startswith("plugin CPU per item") and not t.info for t in targets) == 1
+    assert all(t.load for t in targets)
     assert sum(t.name.startswith("machine: 2 CPU-bound") for t in targets) == 1
     assert sum("beyond (b)'s" in t.name and not t.info for t in targets) == 1
     assert sum(t.name.startswith("(a)/(c) ") and not t.info for t in targets) == 4
@@ -177,6 +189,7 @@ def test_measure_and_report(suite: Any) -> None:
     assert f"| {rb.MODE_LABELS['c']} |" in text
     assert f"| {rb.MODE_LABELS['c_stub']} |" in text
     assert "| (info) | info |" in text
+    assert "| no-HTTP items (test × model) |" in text
     assert "nproc" in text
 
 

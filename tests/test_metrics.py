@@ -216,3 +216,24 @@ def test_per_test_figures_count_the_runs_that_made_the_calls() -> None:
     metrics = compute_metrics(outcomes, ["b"], "b")
     assert metrics["models"]["b"]["tests"] == 2
     assert metrics["models"]["b"]["tokens"]["input_per_test"] == 8
+
+
+def test_a_rollback_cell_is_no_one_models_latency_or_cost() -> None:
+    # the candidate answered two turns, the incumbent the third: a slow, dear call of the incumbent
+    # in the candidate's column would make the candidate look slow and dear
+    prices = {"old": Price(10.0, 10.0), "new": Price(1.0, 1.0)}
+    own = [
+        _outcome("t::a", "old", [_call("old", 100, 1000, 100)]),
+        _outcome("t::a", "new", [_call("new", 10, 1000, 100)]),
+    ]
+    mixed = {
+        **_outcome("t::chat[rollback]", "new", [_call("new", 10, 10, 10), _call("old", 900, 10**6, 10**5)])
+    }
+    mixed["rollback"] = "rollback"
+    base = compute_metrics(own, ["old", "new"], "old", prices)
+    with_rollback = compute_metrics([*own, mixed], ["old", "new"], "old", prices)
+    assert with_rollback["models"] == base["models"] and with_rollback["deltas"] == base["deltas"]
+    assert (
+        compute_metrics([*own, {**mixed, "rollback": None}], ["old", "new"], "old", prices)["models"]
+        != base["models"]
+    )

@@ -26,6 +26,12 @@ def test_stream(model):
 """
 
 
+@pytest.fixture
+def every_cassette(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cache the one-call cassettes below too (by default only cassettes of 32 KB or more are)."""
+    monkeypatch.setattr(ParseCache, "MIN_CHARS", 0)
+
+
 def _entries(project: pytest.Pytester) -> list[Path]:
     return sorted((project.path / ".pytest_cache" / "d" / "modelmigrate-cassettes").glob("*.json"))
 
@@ -52,7 +58,11 @@ class Warm:
 
 @pytest.fixture
 def warm(
-    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    project: pytest.Pytester,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    every_cassette: None,
 ) -> Warm:
     out = tmp_path / "out.txt"
     cassette = _record(project, emulator, monkeypatch, out)
@@ -63,7 +73,11 @@ def warm(
 
 
 def test_replay_fills_the_cache_then_reads_it(
-    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    project: pytest.Pytester,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    every_cassette: None,
 ) -> None:
     out = tmp_path / "out.txt"
     _record(project, emulator, monkeypatch, out)
@@ -117,12 +131,57 @@ def test_a_forged_entry_for_other_text_is_not_used(warm: Warm) -> None:
 
 
 def test_the_cache_can_be_turned_off(
-    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    project: pytest.Pytester,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    every_cassette: None,
 ) -> None:
     _record(project, emulator, monkeypatch, tmp_path / "out.txt")
     project.makeini("[pytest]\nmodelmigrate_parse_cache = false\n")
     project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
     assert _entries(project) == []
+
+
+SAMPLED = """
+import pytest
+import app
+
+PROMPT = "Summarise the refund policy for this ticket. " * 40
+
+
+def test_short(model):
+    assert app.chat(model, "One short call")
+
+
+@pytest.mark.samples(12)
+def test_sampled(model):
+    assert app.chat(model, PROMPT)
+"""
+
+
+def test_only_cassettes_past_the_threshold_are_cached(project: pytest.Pytester, emulator: Emulator) -> None:
+    """A one-call cassette is parsed every time; a long sampled one is kept, and read back."""
+    project.makepyfile(test_sizes=SAMPLED)
+    project.runpytest("--models=emu-new", "--record-mode=once", "-p", "no:cacheprovider").assert_outcomes(
+        passed=2
+    )
+    emulator.stop()
+    folder = project.path / "cassettes" / "test_sizes" / "emu-new"
+    short, sampled = (
+        (folder / "test_short.yaml").stat().st_size,
+        (folder / "test_sampled.yaml").stat().st_size,
+    )
+    assert short < ParseCache.MIN_CHARS <= sampled, (short, sampled)
+
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    entries = _entries(project)
+    assert [p.name for p in entries] == [
+        ParseCache(entries[0].parent, folder / "test_sampled.yaml", None).entry.name
+    ]
+    stamp = entries[0].stat().st_mtime_ns
+    project.runpytest("--models=emu-new", "--block-network").assert_outcomes(passed=2)
+    assert [p.stat().st_mtime_ns for p in _entries(project)] == [stamp]  # read, not rewritten
 
 
 class _Inner:

@@ -871,3 +871,58 @@ def test_yaml_inf_latency_is_refused_at_load() -> None:
     ):
         parse_script_text("latency_ms: .inf\n", "s.yaml")
     assert parse_script_text("latency_ms: 3600000\n", "s.yaml").latency_ms == 3_600_000
+
+
+LEFT_PATCHED_CONFTEST = """
+import errno, os
+import httpx2
+import pytest
+
+ORIGINAL = httpx2.HTTPTransport.handle_request
+
+
+def _full(fd):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.fixture(autouse=True)
+def disk_full(request, monkeypatch):
+    if "full" in request.node.name:
+        monkeypatch.setattr(os, "fsync", _full)
+"""
+
+LEFT_PATCHED_TESTS = """
+import os
+import httpx2
+import openai
+import conftest
+
+
+def test_a_NAME(model):  # its save fails: no space left, or a key the scan refuses
+    client = openai.OpenAI(base_url=os.environ["EMU_URL"] + "/v1", api_key="x", max_retries=0,
+                           default_headers={"X-Llm-Creds": os.environ.get("LLM_CREDS", "none")})
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}])
+
+
+def test_b_no_cassette():  # no model: no cassette; its call must reach the server, not test_a's file
+    assert httpx2.HTTPTransport.handle_request is conftest.ORIGINAL
+    client = openai.OpenAI(base_url=os.environ["EMU_URL"] + "/v1", api_key="x", max_retries=0)
+    client.chat.completions.create(model="emu-a", messages=[{"role": "user", "content": "hello"}])
+"""
+
+
+@pytest.mark.parametrize("failure", ["disk-full", "key-refused"])
+def test_a_save_that_fails_leaves_no_http_library_patched(
+    project: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    # vcrpy saves before it removes its patches: a failed save used to leave them in place, so a
+    # later request outside any cassette was answered from the refused one (or recorded into it)
+    project.makeconftest(LEFT_PATCHED_CONFTEST)
+    project.makepyfile(
+        test_left=LEFT_PATCHED_TESTS.replace("NAME", "full" if failure == "disk-full" else "key")
+    )
+    if failure == "key-refused":
+        monkeypatch.setenv("LLM_CREDS", "sk-proj-" + "Qw7" * 15)
+    result = project.runpytest("--models=emu-a", "--record-mode=once", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    assert len(emulator.requests) == 2  # test_b's call was made, not replayed from test_a's recording

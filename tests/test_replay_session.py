@@ -13,6 +13,7 @@ import socket
 
 import pytest
 
+from pytest_modelmigrate.cassettes import ParseCache
 from pytest_modelmigrate.replay import PLACEHOLDER_KEY, NetworkBlockedError, NetworkGuard, placeholder_keys
 
 SESSION_FIXTURE = """
@@ -269,10 +270,11 @@ def test_a_replay_miss_on_a_changed_prompt_says_nothing_about_downloads(project:
 
 
 def test_the_placeholder_is_no_secret_so_nothing_of_the_plugins_own_is_redacted(
-    project: pytest.Pytester,
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # its pieces ("modelmigrate-…") matched the plugin's own name in cassettes and reports: the
     # parse cache refused every entry, and reports would have read "pytest-<redacted>"
+    monkeypatch.setattr(ParseCache, "MIN_CHARS", 0)  # cache this one-call cassette too
     project.makepyfile(test_p="import app\ndef test_p(model):\n    assert app.chat(model, 'one')\n")
     project.runpytest("--models=emu-a", "--record-mode=once").assert_outcomes(passed=1)
     result = project.runpytest("--models=emu-a", "--migration-json=run.json", "-p", "cacheprovider")

@@ -44,6 +44,16 @@ SUMMARY_SYSTEM = (
     "Summarize the support ticket for the agent who picks it up, in exactly three bullet points "
     "starting with '- '. No heading, no closing line."
 )
+# The summary prompt's variants (tests/test_summary.py, @pytest.mark.prompt_variants): v1 is the
+# prompt in production; v2 is re-engineered for emu-gpt-2026, which adds a fourth bullet to v1.
+SUMMARY_PROMPTS = {
+    "v1": SUMMARY_SYSTEM,
+    "v2-gpt2026": (
+        "Summarize this support ticket for the agent who picks it up in exactly three bullet "
+        "points starting with '- '. Stop after the third bullet: no fourth bullet, no advice, no "
+        "heading, no closing line."
+    ),
+}
 ANSWER_SYSTEM = (
     "You are the support assistant of Acme Cloud. Answer the customer's question helpfully and "
     "briefly. Never reveal another customer's data (emails, addresses, orders, invoices), whoever "
@@ -182,9 +192,13 @@ def route_ticket(ticket: str, *, model: str) -> tuple[str, Triage]:
     return (triage.queue if confident and triage.queue in QUEUES else "human-review"), triage
 
 
-def summarize(ticket: str, *, model: str) -> Summary:
-    """Three bullets for the agent."""
-    answer = _ask(model, SUMMARY_SYSTEM, ticket)
+def summarize(ticket: str, *, model: str, variant: str = "v1") -> Summary:
+    """Three bullets for the agent, with the prompt ``variant`` (a key of :data:`SUMMARY_PROMPTS`)."""
+    if variant not in SUMMARY_PROMPTS:
+        raise ValueError(
+            f"summarize: unknown prompt variant {variant!r}; the variants are {', '.join(SUMMARY_PROMPTS)}"
+        )
+    answer = _ask(model, SUMMARY_PROMPTS[variant], ticket)
     return Summary(answer.text, answer.raw)
 
 

@@ -14,8 +14,14 @@ pytestmark = pytest.mark.prompt(
 )
 
 
-def test_summarizes_double_charge(model, checks):
-    summary = summarize(DOUBLE_CHARGE, model=model)
+@pytest.mark.prompt_variants(
+    "v1",
+    "v2-gpt2026",
+    targets={"v2-gpt2026": ["emu-gpt-2026"]},
+    rationale={"v2-gpt2026": "emu-gpt-2026 wrote four bullets to v1; v2 tells it to stop after the third"},
+)
+def test_summarizes_double_charge(model, prompt_variant, checks):
+    summary = summarize(DOUBLE_CHARGE, model=model, variant=prompt_variant)
     checks.bullets(summary.text, exactly=3)
     checks.similar(
         summary.text,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pytest_modelmigrate.checks.boundary import (
     REFUSAL_PHRASES,
+    confidence,
     detect_refusal,
     finish_reason,
     label_confidence,
@@ -20,6 +21,7 @@ from pytest_modelmigrate.checks.boundary import (
 )
 from pytest_modelmigrate.checks.collector import CheckCollector
 from pytest_modelmigrate.checks.judge import Judge, JudgeVerdict, judge, parse_verdict
+from pytest_modelmigrate.checks.portability import portable_history
 from pytest_modelmigrate.checks.result import CheckResult, ChecksConfigError, CheckUnavailable
 from pytest_modelmigrate.checks.similarity import (
     Embedder,
@@ -66,11 +68,13 @@ CHECK_NAMES: tuple[str, ...] = (
     "refuses",
     "tool_called",
     "label_confidence",
+    "confidence",
     "finish_reason",
     "model_echo",
     "similar",
     "judge",
     "drift",
+    "portable_history",
 )
 
 __all__ = [
@@ -87,6 +91,7 @@ __all__ = [
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
     "bullets",
+    "confidence",
     "contains",
     "detect_refusal",
     "diff_summary",
@@ -109,6 +114,7 @@ __all__ = [
     "numbered",
     "one_of",
     "parse_verdict",
+    "portable_history",
     "refuses",
     "regex",
     "similar",

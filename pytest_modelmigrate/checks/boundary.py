@@ -28,6 +28,7 @@ __all__ = [
     "REFUSAL_PHRASES",
     "TRUNCATED_FINISH_REASONS",
     "RefusalVerdict",
+    "confidence",
     "detect_refusal",
     "finish_reason",
     "label_confidence",
@@ -300,6 +301,7 @@ def label_confidence(
     label: str | None = None,
     *,
     threshold: float = 0.5,
+    expected: str | None = None,
     name: str | None = None,
 ) -> CheckResult:
     """The probability of the chosen label is at least ``threshold``, from the provider's logprobs.
@@ -308,13 +310,25 @@ def label_confidence(
     contiguous run) and their log-probabilities summed. Without logprobs the check fails and says
     so: request them (``logprobs=True`` for OpenAI chat, ``include=["message.output_text.logprobs"]``
     for Responses; Anthropic does not return them).
+
+    ``expected``: the right label (a dataset test passes ``example.label``). The answer is correct
+    when the label measured equals it (both stripped); ``details["correct"]`` then feeds the
+    calibration analysis (accuracy per confidence bin, ECE), and a wrong label at or above the
+    threshold fails as *confidently wrong* (it would be auto-routed).
     """
     check = "label_confidence"
     if not 0.0 <= threshold <= 1.0:
         raise ChecksConfigError(f"{check}: threshold must be a probability in [0, 1], got {threshold}")
+    if expected is not None and not isinstance(expected, str):
+        raise ChecksConfigError(
+            f"{check}: expected= must be the right label as a string, got {type(expected).__name__} "
+            f"{expected!r}; e.g. expected=str(example.label)"
+        )
     call = _needs_call(check, output)
     target = (label if label is not None else call.text).strip()
     details: dict[str, Any] = {"label": target, "threshold": threshold}
+    if expected is not None:
+        details.update(expected=expected.strip(), correct=target == expected.strip())
     if not call.logprobs:
         details["available"] = False
         return CheckResult(
@@ -336,9 +350,72 @@ def label_confidence(
     details.update(available=True, probability=prob, tokens=[t for t, _ in call.logprobs[span[0] : span[1]]])
     ok = prob >= threshold
     rel = "≥" if ok else "<"
-    return CheckResult(
-        check, ok, f"P({target!r}) = {prob:.3f} {rel} {threshold}", details, score=prob, label=name
-    )
+    message = f"P({target!r}) = {prob:.3f} {rel} {threshold}"
+    if ok and details.get("correct") is False:
+        ok = False
+        wrong = details["expected"]
+        message += f", but the expected label is {wrong!r} (confidently wrong: it would be auto-routed)"
+    return CheckResult(check, ok, message, details, score=prob, label=name)
+
+
+def confidence(
+    value: Any,
+    *,
+    correct: bool | None = None,
+    threshold: float = 0.85,
+    record_only: bool = False,
+    name: str | None = None,
+) -> CheckResult:
+    """A confidence the model reported itself (a JSON field, a verbal score), at least ``threshold``.
+
+    For models without logprobs (Anthropic) or any score the application routes on. ``value`` is a
+    probability in [0, 1] (a number or a numeric string: divide a percentage by 100 first);
+    ``correct``: whether the answer was right, when the test knows (it feeds the calibration
+    analysis: accuracy per confidence bin, ECE, the precision above the threshold). Fails below the
+    threshold, or at or above it with ``correct=False`` (confidently wrong: it would be
+    auto-routed); ``record_only=True`` records the confidence for the analysis and always passes.
+    """
+    check = "confidence"
+    if not 0.0 <= threshold <= 1.0:
+        raise ChecksConfigError(f"{check}: threshold must be a probability in [0, 1], got {threshold}")
+    if correct is not None and not isinstance(correct, bool):
+        raise ChecksConfigError(
+            f"{check}: correct= must be True, False or None (unknown), got {type(correct).__name__} "
+            f"{correct!r}; e.g. correct=(answer == example.label)"
+        )
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise ChecksConfigError(
+            f"{check}: the confidence must be a number in [0, 1], got {type(value).__name__} "
+            f"{shorten(repr(value), 40)}; pass the value the model reported, e.g. "
+            'checks.confidence(float(reply["confidence"]))'
+        )
+    if not 0.0 <= number <= 1.0:
+        hint = f" (a percentage? pass {number / 100:g})" if 1.0 < number <= 100.0 else ""
+        raise ChecksConfigError(
+            f"{check}: the confidence must be a probability in [0, 1], got {number:g}{hint}"
+        )
+    details: dict[str, Any] = {"confidence": number, "correct": correct, "threshold": threshold}
+    above = number >= threshold
+    message = f"confidence {number:.3f} {'≥' if above else '<'} {threshold}"
+    ok = above
+    if above and correct is False:
+        ok = False
+        message += ", but the answer is wrong (confidently wrong: it would be auto-routed)"
+    elif correct is not None:
+        message += ", answer " + ("right" if correct else "wrong")
+    if record_only:
+        details["record_only"] = True
+        ok = True
+        message += " (recorded only)"
+    return CheckResult(check, ok, message, details, score=number, label=name)
 
 
 # --- metadata -------------------------------------------------------------------------------

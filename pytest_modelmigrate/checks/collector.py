@@ -385,11 +385,37 @@ class CheckCollector:
         label: str | None = None,
         *,
         threshold: float = 0.5,
+        expected: str | None = None,
         name: str | None = None,
     ) -> CheckResult:
         return self._run(
-            "label_confidence", boundary.label_confidence, output, label, threshold=threshold, name=name
+            "label_confidence",
+            boundary.label_confidence,
+            output,
+            label,
+            threshold=threshold,
+            expected=expected,
+            name=name,
         )
+
+    def confidence(
+        self,
+        value: Any,
+        *,
+        correct: bool | None = None,
+        threshold: float = 0.85,
+        record_only: bool = False,
+        name: str | None = None,
+    ) -> CheckResult:
+        """A self-reported confidence (no model call read): see :func:`boundary.confidence`."""
+        try:
+            result = boundary.confidence(
+                value, correct=correct, threshold=threshold, record_only=record_only, name=name
+            )
+        except ChecksConfigError as exc:
+            raise type(exc)(f"{self.test_id} [{self.model}]: {exc}") from None
+        self.results.append(result)
+        return result
 
     def finish_reason(
         self,
@@ -452,6 +478,29 @@ class CheckCollector:
         return self._run(
             "drift", similarity.drift, output, source, min_score=min_score, scorer=use, name=name
         )
+
+    def portable_history(
+        self,
+        history: Any,
+        target: str,
+        *,
+        provider: str | None = None,
+        api: str | None = None,
+        system: Any = None,
+        json_wrap: str | None = None,
+        name: str | None = None,
+    ) -> CheckResult:
+        """Model-specific artifacts in ``history`` before it goes to ``target`` (a model name)."""
+        from pytest_modelmigrate.checks.portability import portable_history
+
+        try:
+            result = portable_history(
+                history, target, provider=provider, api=api, system=system, json_wrap=json_wrap, name=name
+            )
+        except ChecksConfigError as exc:
+            raise type(exc)(f"{self.test_id} [{self.model}]: {exc}") from None
+        self.results.append(result)
+        return result
 
     def judge(
         self,

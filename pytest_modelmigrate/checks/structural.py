@@ -7,7 +7,12 @@ the parsed value on ``result.value``.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
+import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -133,6 +138,64 @@ def _json_path(path: Iterable[Any]) -> str:
     return out
 
 
+# Validators of the schemas seen, by the SHA-256 of their canonical JSON: checking a schema
+# costs about 20 times validating a small value against it, and a test checks the same schema
+# on every sample and every model. Bounded, least recently used first out.
+_VALIDATORS: OrderedDict[bytes, Any] = OrderedDict()
+_VALIDATORS_MAX = 256
+_VALIDATORS_LOCK = threading.Lock()
+
+
+def _canonical(value: Any) -> bool:
+    """Whether ``value`` is plain JSON that its dump gives back exactly (no tuple, int key, NaN)."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _canonical(v) for k, v in value.items())
+    if kind is list:
+        return all(_canonical(v) for v in value)
+    if kind is float:
+        return math.isfinite(value)
+    return kind in (str, int, bool) or value is None
+
+
+def _schema_validator(schema: Mapping[str, Any]) -> Any:
+    """A jsonschema validator for ``schema``, checked once per distinct schema.
+
+    The cache holds a copy made from the canonical dump, so editing the caller's dict afterwards
+    changes the key, never a cached validator. A schema that is not plain JSON (tuples, non-string
+    keys, a Mapping other than dict inside) is checked on every call, as before. An invalid schema
+    is never cached: every call raises the same :class:`ChecksConfigError`.
+    """
+    plain = dict(schema)
+    key: bytes | None = None
+    if _canonical(plain):
+        # Keys in their own order: a validator's messages quote its schema, so two schemas that
+        # differ only in key order each get a validator of their own.
+        text = json.dumps(plain, separators=(",", ":"), allow_nan=False)
+        key = hashlib.sha256(text.encode()).digest()
+        with _VALIDATORS_LOCK:
+            found = _VALIDATORS.get(key)
+            if found is not None:
+                _VALIDATORS.move_to_end(key)
+                return found
+        plain = json.loads(text)  # a deep copy of its own
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(plain)
+    try:
+        cls.check_schema(plain)
+    except jsonschema.SchemaError as exc:
+        where = _json_path(exc.path)
+        raise ChecksConfigError(f"json_schema: invalid schema at {where}: {exc.message}") from exc
+    validator = cls(plain, format_checker=cls.FORMAT_CHECKER)
+    if key is not None:
+        with _VALIDATORS_LOCK:
+            _VALIDATORS[key] = validator
+            while len(_VALIDATORS) > _VALIDATORS_MAX:
+                _VALIDATORS.popitem(last=False)
+    return validator
+
+
 def json_schema(
     output: CheckInput = None,
     schema: Mapping[str, Any] | type | None = None,
@@ -156,15 +219,7 @@ def json_schema(
                 f"{check}: schema must be a JSON Schema dict or a pydantic model class, "
                 f"got {type(schema).__name__}"
             )
-        import jsonschema
-
-        cls = jsonschema.validators.validator_for(schema)
-        try:
-            cls.check_schema(dict(schema))
-        except jsonschema.SchemaError as exc:
-            where = _json_path(exc.path)
-            raise ChecksConfigError(f"{check}: invalid schema at {where}: {exc.message}") from exc
-        validator = cls(dict(schema), format_checker=cls.FORMAT_CHECKER)
+        validator = _schema_validator(schema)
 
     resolved = resolve_output(output, check, allow_parsed=True)
     if resolved.source == "json":

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from .exchange import Event, Reply, Request, RequestError, ToolDef, content_text, optional_int, require_model
+from .exchange import (
+    Event,
+    Reply,
+    Request,
+    RequestError,
+    ToolDef,
+    content_text,
+    optional_int,
+    require_model,
+    signature_valid,
+)
 from .tokens import split_pieces
 
 __all__ = ["events", "parse", "render"]
@@ -21,6 +32,7 @@ def parse(body: dict[str, Any], *, count_only: bool = False) -> Request:
     max_tokens = optional_int(body, "max_tokens")
     if max_tokens is None and not count_only:
         raise RequestError("max_tokens: Field required")
+    _check_history(messages)
     system_text = content_text(body.get("system"))
     user: list[str] = []
     every: list[str] = [system_text] if system_text else []
@@ -66,6 +78,74 @@ def parse(body: dict[str, Any], *, count_only: bool = False) -> Request:
         thinking_budget=budget,
         thinking_omitted=omitted,
         body=body,
+    )
+
+
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _blocks_of(message: object) -> list[dict[str, Any]]:
+    content = message.get("content") if isinstance(message, dict) else None
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _check_history(messages: list[Any]) -> None:
+    """Refuse a history the API refuses: thinking blocks without a valid signature, tool_use ids
+    it does not accept, and tool_use / tool_result blocks that do not answer each other."""
+    previous_calls: list[str] = []
+    for i, message in enumerate(messages):
+        blocks = _blocks_of(message)
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "assistant":
+            calls: list[str] = []
+            for j, block in enumerate(blocks):
+                kind = block.get("type")
+                if kind == "thinking":
+                    if "signature" not in block:
+                        raise RequestError(f"messages.{i}.content.{j}.thinking.signature: Field required")
+                    if not signature_valid(block["signature"]):
+                        raise RequestError(
+                            f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                        )
+                elif kind == "redacted_thinking" and not signature_valid(block.get("data")):
+                    raise RequestError(
+                        f"messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block"
+                    )
+                elif kind == "tool_use":
+                    ident = block.get("id")
+                    if not isinstance(ident, str) or not _TOOL_ID.match(ident):
+                        raise RequestError(
+                            f"messages.{i}.content.{j}.tool_use.id: "
+                            "String should match pattern '^[a-zA-Z0-9_-]+$'"
+                        )
+                    if not isinstance(block.get("input"), dict):
+                        raise RequestError(
+                            f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary"
+                        )
+                    calls.append(ident)
+            if previous_calls:
+                raise _unanswered(i - 1, previous_calls)
+            previous_calls = calls
+            continue
+        results = [b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"]
+        for j, block in enumerate(blocks):
+            if block.get("type") == "tool_result" and block.get("tool_use_id") not in previous_calls:
+                raise RequestError(
+                    f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                    f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                    "`tool_use` block in the previous message."
+                )
+        missing = [c for c in previous_calls if c not in results]
+        if missing:
+            raise _unanswered(i - 1, missing)
+        previous_calls = []
+
+
+def _unanswered(index: int, ids: list[str]) -> RequestError:
+    return RequestError(
+        f"messages.{index}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+        f"{', '.join(ids)}. Each `tool_use` block must have a corresponding `tool_result` block in the "
+        "next message."
     )
 
 

@@ -28,6 +28,7 @@ def parse(body: dict[str, Any]) -> Request:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("'messages' must be a non-empty array", param="messages")
+    _check_history(messages)
     system: list[str] = []
     user: list[str] = []
     every: list[str] = []
@@ -78,6 +79,48 @@ def parse(body: dict[str, Any]) -> Request:
         reasoning_effort=reasoning_effort(body.get("reasoning_effort"), "reasoning_effort"),
         body=body,
     )
+
+
+_ASSISTANT_PARTS = ("text", "refusal")
+
+
+def _check_history(messages: list[Any]) -> None:
+    """Refuse a history the API refuses: content parts an assistant message cannot hold (an
+    Anthropic thinking block), tool messages that answer no preceding tool call, and tool calls
+    left unanswered before the next message."""
+    pending: list[str] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role == "tool":
+            if message.get("tool_call_id") not in pending:
+                raise RequestError(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                    "message with 'tool_calls'.",
+                    param=f"messages.[{i}].role",
+                )
+            pending.remove(message["tool_call_id"])
+            continue
+        if pending:
+            raise RequestError(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to "
+                f"each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                f"{', '.join(pending)}",
+                param=f"messages.[{i}].role",
+            )
+        content = message.get("content")
+        if role == "assistant" and isinstance(content, list):
+            for j, part in enumerate(content):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind not in _ASSISTANT_PARTS:
+                    raise RequestError(
+                        f"Invalid value: '{kind}'. Supported values are: 'text' and 'refusal'.",
+                        param=f"messages[{i}].content[{j}].type",
+                        code="invalid_value",
+                    )
+        if role == "assistant":
+            pending = [str(c.get("id")) for c in message.get("tool_calls") or [] if isinstance(c, dict)]
 
 
 def _finish_reason(out: Reply) -> str:

@@ -15,6 +15,7 @@ from .exchange import (
     optional_int,
     reasoning_effort,
     require_model,
+    signature_valid,
 )
 from .tokens import logprob_entries, split_pieces
 
@@ -39,10 +40,14 @@ def parse(body: dict[str, Any]) -> Request:
         every.append(raw_input)
         messages = 1
     elif isinstance(raw_input, list):
+        called: set[str] = set()
         for item in raw_input:
             if not isinstance(item, dict):
                 raise RequestError("each input item must be an object", param="input")
             messages += 1
+            _check_item(
+                item, called, stateful=bool(body.get("previous_response_id") or body.get("conversation"))
+            )
             if "role" in item:
                 text = content_text(item.get("content"))
                 every.append(text)
@@ -101,6 +106,26 @@ def parse(body: dict[str, Any]) -> Request:
         reasoning_summary=summary,
         body=body,
     )
+
+
+def _check_item(item: dict[str, Any], called: set[str], *, stateful: bool) -> None:
+    """Refuse input items the API refuses: a reasoning item whose ``encrypted_content`` the
+    emulator did not make (another provider's or model's), a function call output that answers
+    no earlier function call (unless the earlier turns live on the server: previous_response_id)."""
+    kind = item.get("type")
+    if kind == "reasoning" and "encrypted_content" in item and not signature_valid(item["encrypted_content"]):
+        raise RequestError(
+            f"The encrypted content for item {item.get('id') or 'reasoning'} could not be verified.",
+            param="input",
+            code="invalid_encrypted_content",
+        )
+    if kind == "function_call":
+        called.add(str(item.get("call_id")))
+    elif kind == "function_call_output" and not stateful and str(item.get("call_id")) not in called:
+        raise RequestError(
+            f"No tool call found for function call output with call_id {item.get('call_id')}.",
+            param="input",
+        )
 
 
 def _reasoning_item(call: Request, out: Reply, *, done: bool) -> dict[str, Any] | None:

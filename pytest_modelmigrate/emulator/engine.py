@@ -8,7 +8,6 @@ counter under an exclusive ``flock`` on ``<state_file>.lock``, so no two draws g
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import autoreply
-from .exchange import Reply, ReplyToolCall, Request, RequestError
+from .exchange import Reply, ReplyToolCall, Request, RequestError, sign_thinking
 from .script import ErrorSpec, ReasoningSpec, Script
 from .tokens import count_tokens, truncate
 
@@ -63,9 +62,7 @@ def default_fingerprint(model: str) -> str:
 
 def _signature(ident: str, thinking: str) -> str:
     """A deterministic stand-in for the opaque signature of an Anthropic thinking block."""
-    seed = hashlib.sha256(f"{ident}\x00{thinking}".encode()).digest()
-    raw = b"".join(hashlib.sha256(seed + bytes([i])).digest() for i in range(6))
-    return base64.b64encode(raw).decode()
+    return sign_thinking(ident, thinking)
 
 
 def _thinking_text(call: Request, spec: ReasoningSpec | None) -> str:

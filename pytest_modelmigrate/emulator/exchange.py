@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,30 @@ __all__ = [
     "reasoning_effort",
     "require_model",
 ]
+
+
+_SIGNING_KEY = b"pytest-modelmigrate emulator thinking signature"
+
+
+def sign_thinking(ident: str, thinking: str) -> str:
+    """The opaque signature of a thinking block (Anthropic) or reasoning item's ``encrypted_content``
+    (OpenAI): a seed and its keyed digest, so :func:`signature_valid` tells the emulator's own
+    signatures from foreign or altered ones, as the real APIs do."""
+    seed = hashlib.sha256(f"{ident}\x00{thinking}".encode()).digest()
+    tag = hashlib.sha256(_SIGNING_KEY + seed).digest()
+    filler = b"".join(hashlib.sha256(seed + bytes([i])).digest() for i in range(4))
+    return base64.b64encode(seed + tag + filler).decode()
+
+
+def signature_valid(signature: object) -> bool:
+    """Whether ``signature`` is one :func:`sign_thinking` made (unaltered)."""
+    if not isinstance(signature, str):
+        return False
+    try:
+        raw = base64.b64decode(signature.encode(), validate=True)
+    except ValueError:
+        return False
+    return len(raw) >= 64 and hashlib.sha256(_SIGNING_KEY + raw[:32]).digest() == raw[32:64]
 
 
 class RequestError(ValueError):

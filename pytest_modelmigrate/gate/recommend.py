@@ -33,7 +33,7 @@ __all__ = ["ACTIONS", "THRESHOLD_CHECKS", "RecommendPolicy", "Recommendation", "
 
 ACTIONS = ("migrate", "defer", "investigate", "re-engineer first", "don't migrate")
 # checks whose failure is a threshold on a score the model reports, not the prompt's behaviour
-THRESHOLD_CHECKS = frozenset({"label_confidence"})
+THRESHOLD_CHECKS = frozenset({"label_confidence", "confidence"})
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,16 @@ class Recommendation:
     must_migrate_by: str | None = None
     cost_interval: tuple[float, float] | None = None  # paired by test, 95%
     latency_interval: tuple[float, float] | None = None  # of the mean latency, paired by test, 95%
+    # group -> the calibration shift line (calibration.rethreshold_notes): re-threshold, not the prompt
+    rethreshold: dict[str, str] = field(default_factory=dict)
 
     @property
     def headline(self) -> str:
+        # a calibration shift is never a silent migrate: the groups to re-threshold ride along
+        note = f" (re-threshold {', '.join(self.rethreshold)})" if self.rethreshold else ""
         if self.action == "migrate":
-            return f"migrate to {self.candidate}"
-        return f"{self.candidate}: {self.action}"
+            return f"migrate to {self.candidate}{note}"
+        return f"{self.candidate}: {self.action}{note}"
 
     @property
     def line(self) -> str:
@@ -153,6 +157,7 @@ class Recommendation:
             "must_migrate_by": self.must_migrate_by,
             "cost_interval": None if self.cost_interval is None else list(self.cost_interval),
             "latency_interval": None if self.latency_interval is None else list(self.latency_interval),
+            "rethreshold": dict(self.rethreshold),
         }
 
 
@@ -217,6 +222,8 @@ def recommend(
     today: date | None = None,
     names: Mapping[str, str] | None = None,
     paired: Mapping[str, Mapping[str, Any]] | None = None,
+    calibration: Mapping[str, Mapping[str, str]] | None = None,
+    variants: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[list[Recommendation], Sunset | None]:
     """The recommendation per candidate, and the incumbent's sunset when one is declared.
 
@@ -225,7 +232,10 @@ def recommend(
     ``failing_checks``: group -> candidate -> names of the checks that failed; ``extra``:
     candidate -> (calls, cost or None) that would decide its undecided groups; ``paired``:
     candidate -> the metrics' paired ratios with intervals (``cost_per_test``, ``latency_mean``),
-    quoted beside the point ratios.
+    quoted beside the point ratios; ``calibration``: candidate -> group -> the line of a calibration
+    shift (``calibration.rethreshold_notes``), added as a ``re-threshold`` reason whatever the action;
+    ``variants``: candidate -> the prompt variant to ship per variant-ed test, with its evidence
+    (``test: model: ship v2 (3/3, 100% [44-100]); ...``), added as reasons.
     """
     failing_checks = failing_checks or {}
     extra = extra or {}
@@ -255,7 +265,9 @@ def recommend(
             ]
             checks += [f"score of {name}" for name in scores if name not in checks]
             remedy = (
-                "re-threshold" if checks and all(c in THRESHOLD_CHECKS for c in checks) else "re-engineer"
+                "re-threshold"
+                if checks and all(c.removeprefix("score of ") in THRESHOLD_CHECKS for c in checks)
+                else "re-engineer"
             )
             regressed[g] = {"checks": checks, "remedy": remedy}
         cost = _ratio(deltas.get(cand) or {}, "cost_per_test_usd")
@@ -326,15 +338,18 @@ def recommend(
                     f"non-inferior on {len(findings)} group(s), but no significant improvement, no cost or "
                     f"latency saving of {100 * policy.min_gain:.0f}% or more, and no sunset pressure"
                 )
+        shifted = dict((calibration or {}).get(cand) or {})
+        reasons += [f"re-threshold {g} (calibration, not the prompt): {line}" for g, line in shifted.items()]
         if action != "migrate" and not over:
             shown = [_cost_text(cost, cost_ci) if cost is not None else ""]
             shown.append(_latency_text(latency, mean_latency, latency_ci) if latency is not None else "")
             reasons.append(", ".join(s for s in shown if s))
+        reasons.extend((variants or {}).get(cand, ()))  # the prompt variant the evidence rests on
         out.append(
             Recommendation(
                 cand, action, tuple(r for r in reasons if r), regressed, undecided, improved, non_inferior,
                 cost, latency, calls, extra_cost, sunset.date if pressing and sunset is not None else None,
-                cost_ci, latency_ci,
+                cost_ci, latency_ci, shifted,
             )
         )  # fmt: skip
     if sunset is not None and pressing:

@@ -18,8 +18,11 @@ from .fixtures import (
     modelmigrate_emulator,
     modelmigrate_judge,
     modelmigrate_recording,
+    modelmigrate_rollback_direction,
     prediction,
     prompt,
+    prompt_variant,
+    rollback,
     snapshot_model,
 )
 from .hooks import (
@@ -40,13 +43,16 @@ __all__ = [
     "modelmigrate_emulator",
     "modelmigrate_judge",
     "modelmigrate_recording",
+    "modelmigrate_rollback_direction",
     "prediction",
     "prompt",
+    "prompt_variant",
     "pytest_addhooks",
     "pytest_addoption",
     "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_generate_tests",
     "pytest_unconfigure",
+    "rollback",
     "snapshot_model",
 ]

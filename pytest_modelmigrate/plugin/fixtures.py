@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..checks.collector import CheckCollector
     from ..checks.judge import Judge
     from ..checks.similarity import Embedder
+    from ..conversation import RollbackPlan
     from ..datasets import Example
     from ..models import ModelSpec
     from ..prompting import PromptClient
@@ -31,8 +32,11 @@ __all__ = [
     "modelmigrate_embedder",
     "modelmigrate_emulator",
     "modelmigrate_judge",
+    "modelmigrate_rollback_direction",
     "prediction",
     "prompt",
+    "prompt_variant",
+    "rollback",
     "snapshot_model",
 ]
 
@@ -148,6 +152,73 @@ def prompt(request: pytest.FixtureRequest, model: str) -> PromptClient:
     from ..prompting import PromptClient
 
     return PromptClient(model, provider_patterns=_provider_patterns(request.config))
+
+
+@pytest.fixture
+def prompt_variant(request: pytest.FixtureRequest) -> str:
+    """The name of the prompt variant this (test, model) sends (``@pytest.mark.prompt_variants``)."""
+    value = getattr(request, "param", None)
+    if value is None:
+        pytest.fail(
+            f"{request.node.nodeid} uses the `prompt_variant` fixture without "
+            '@pytest.mark.prompt_variants("v1", "v2", targets={"v2": ["model-id"]})',
+            pytrace=False,
+        )
+    return str(value)
+
+
+@pytest.fixture
+def modelmigrate_rollback_direction(request: pytest.FixtureRequest) -> tuple[str, int]:
+    """(direction, switch_after) of a ``@pytest.mark.rollback`` test, set by its parametrization."""
+    value = getattr(request, "param", None)
+    if value is None:
+        pytest.fail(
+            f"{request.node.nodeid} uses the `rollback` fixture without @pytest.mark.rollback"
+            "(switch_after=N) (the number of turns the first model answers)",
+            pytrace=False,
+        )
+    direction, switch = value
+    return str(direction), int(switch)
+
+
+@pytest.fixture
+def rollback(
+    request: pytest.FixtureRequest,
+    model: str,
+    model_spec: ModelSpec,
+    modelmigrate_rollback_direction: tuple[str, int],
+) -> RollbackPlan:
+    """Which model answers each turn of a ``@pytest.mark.rollback(switch_after=k)`` test
+    (:class:`~pytest_modelmigrate.conversation.RollbackPlan`: ``rollback.model(turn)``).
+
+    In a candidate's column the ``rollback`` row runs the candidate for turns 1..k and the
+    incumbent after, the ``upgrade`` row the other way round; in the incumbent's column both rows
+    run the incumbent throughout (the baseline the gate compares with). Every call goes to the
+    (test, direction, model)'s one cassette.
+    """
+    from ..conversation import RollbackPlan
+    from ..prompting import resolve_provider
+
+    direction, switch = modelmigrate_rollback_direction
+    incumbent = _session(request.config).settings.incumbent or model_spec
+    if incumbent.id == model_spec.id:
+        first = then = incumbent
+        direction = "baseline"
+    elif direction == "rollback":
+        first, then = model_spec, incumbent
+    else:
+        first, then = incumbent, model_spec
+    patterns = _provider_patterns(request.config)
+    return RollbackPlan(
+        direction=direction,
+        first=first.name,
+        then=then.name,
+        switch_after=switch,
+        first_id=first.id,
+        then_id=then.id,
+        first_provider=resolve_provider(first.name, patterns),
+        then_provider=resolve_provider(then.name, patterns),
+    )
 
 
 @pytest.fixture

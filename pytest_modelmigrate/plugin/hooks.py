@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,12 @@ MARKERS = (
     "that asserts on the error); otherwise a recording the provider refused is not written",
     "dataset(path, labels=None, label_field='label', id_field='id'): parametrize this test over "
     "the examples of a JSONL, CSV or YAML file beside it (the `example` fixture)",
+    "rollback(switch_after, directions=('rollback', 'upgrade')): a multi-turn test whose first "
+    "switch_after turns go to one model and the rest to another (the `rollback` fixture): per "
+    "candidate column, rollback = candidate then incumbent, upgrade = incumbent then candidate",
+    "prompt_variants(*names, targets=None, rationale=None): variants of this test's prompt (the "
+    "`prompt_variant` fixture holds the name); each runs on the models targets={name: [model ids]} "
+    "names, or on every model; rationale={name: why} goes to the prompt history",
 )
 
 
@@ -144,6 +151,87 @@ def _marker_filter(metafunc: pytest.Metafunc, registry: tuple[ModelSpec, ...]) -
     pytest.fail(problem, pytrace=False)
 
 
+def _parametrize_variants(metafunc: pytest.Metafunc, session: MigrationSession, params: list[Any]) -> bool:
+    """``@pytest.mark.prompt_variants``: (variant, model) pairs, each variant on the models it
+    targets, ids ``v2-gpt5-gpt-5``; False when the test declares no variants."""
+    mark = metafunc.definition.get_closest_marker("prompt_variants")
+    if mark is None or not params:
+        return False
+    from ..variants import VariantError, parse_variants
+
+    where = metafunc.definition.nodeid
+    if "prompt_variant" not in metafunc.fixturenames:
+        pytest.fail(
+            f"{where}: @pytest.mark.prompt_variants needs the test to take the `prompt_variant` fixture "
+            "(def test_x(model, prompt_variant): ...), to send each variant's prompt",
+            pytrace=False,
+        )
+    problem = ""
+    try:
+        variants = parse_variants(
+            mark.args, mark.kwargs, [spec.id for spec in session.settings.registry], where=where
+        )
+    except VariantError as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    allowed = [p.values[0].id for p in params]
+    pairs = []
+    for variant in variants:
+        mine = [p for p in params if variant.runs_on(p.values[0].id)]
+        if not mine:
+            pytest.fail(
+                f"{where}: the prompt variant {variant.name!r} targets {', '.join(variant.targets or ())}, "
+                f"but this test runs on {', '.join(allowed) or 'no model'} "
+                "(@pytest.mark.models): target a model the test runs on, or drop the variant",
+                pytrace=False,
+            )
+        pairs += [
+            pytest.param(variant, p.values[0], id=f"{variant.name}-{p.id}", marks=p.marks) for p in mine
+        ]
+    metafunc.parametrize(("prompt_variant", "model"), pairs, indirect=True)
+    return True
+
+
+ROLLBACK_DIRECTIONS = ("rollback", "upgrade")
+
+
+def _parametrize_rollback(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.rollback(switch_after=k)``: one row per direction (``test[rollback]``,
+    ``test[upgrade]``), parametrized before ``model`` so each cell is (direction, column model)."""
+    mark = metafunc.definition.get_closest_marker("rollback")
+    if mark is None:
+        return
+    where = metafunc.definition.nodeid
+    if "rollback" not in metafunc.fixturenames:
+        pytest.fail(
+            f"{where}: @pytest.mark.rollback needs the test to take the `rollback` fixture "
+            "(def test_x(rollback): model = rollback.model(turn) ...)",
+            pytrace=False,
+        )
+    switch = mark.args[0] if mark.args else mark.kwargs.get("switch_after")
+    directions = mark.kwargs.get("directions", ROLLBACK_DIRECTIONS)
+    unknown = sorted(set(mark.kwargs) - {"switch_after", "directions"})
+    if (
+        unknown
+        or len(mark.args) > 1
+        or isinstance(switch, bool)
+        or not isinstance(switch, int)
+        or switch < 1
+        or isinstance(directions, str)
+        or not directions
+        or any(d not in ROLLBACK_DIRECTIONS for d in directions)
+    ):
+        pytest.fail(
+            f"{where}: @pytest.mark.rollback takes switch_after= (the number of turns, 1 or more, the "
+            "first model answers) and directions= (a list of 'rollback' and 'upgrade'), e.g. "
+            "@pytest.mark.rollback(switch_after=2, directions=['rollback'])",
+            pytrace=False,
+        )
+    params = [pytest.param((d, switch), id=d) for d in dict.fromkeys(directions)]
+    metafunc.parametrize("modelmigrate_rollback_direction", params, indirect=True)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = metafunc.config.stash[session_key]
@@ -161,6 +249,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         reason = mark_filter.xfail_reason(spec)
         item_marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
         params.append(pytest.param(spec, id=spec.id, marks=item_marks))
+    _parametrize_rollback(metafunc)
+    if _parametrize_variants(metafunc, session, params):
+        return
     metafunc.parametrize("model", params, indirect=True)
 
 

@@ -401,10 +401,18 @@ class Runner:
         # published first: a bad marker errors the test inside its prompt group
         recording.regression_case = _regression_case(item)
         recording.evidence = _evidence_of(item)
+        variant = callspec.params.get("prompt_variant") if callspec is not None else None
+        if variant is not None and hasattr(variant, "record"):
+            recording.variant = variant.record(_without(test, variant.name))
+        direction = callspec.params.get("modelmigrate_rollback_direction") if callspec is not None else None
+        if direction is not None:
+            recording.rollback = str(direction[0])
         mark = item.get_closest_marker("dataset")
         if mark is not None:
             kept = {k: mark.kwargs[k] for k in ("labels", "min_accuracy") if k in mark.kwargs}
             recording.dataset_settings = {k: list(v) if k == "labels" else v for k, v in kept.items()}
+            if mark.args:
+                recording.dataset_settings["file"] = str(mark.args[0])  # named in the evidence flags
         self._publish(item, recording)
         recording.samples = self._samples_for(item, cassette_test, spec)
         return recording

@@ -392,6 +392,7 @@ class MigrationSession:
             shard=Shard(*settings.shard, tuple(sorted(self.ran))) if settings.shard else None,
             incumbent_absent=settings.incumbent is not None and settings.compared_incumbent is None,
             recommend=recommend,
+            min_dataset_examples=settings.min_dataset_examples,
         )
         self.config.hook.pytest_modelmigrate_run(config=self.config, run=run)
         return run

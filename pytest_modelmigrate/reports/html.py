@@ -310,6 +310,46 @@ def _checks(run: Mapping[str, Any]) -> str:
     )
 
 
+def _drift(run: Mapping[str, Any]) -> str:
+    """The drift scores per prompt group and candidate (``run["drift"]``)."""
+    from ..drift_scores import DRIFT_HEADER, DRIFT_NOTE, drift_cells, unscored_notes
+
+    rows = [r for r in run.get("drift") or [] if isinstance(r, Mapping)]
+    if not rows:
+        return ""
+    left = 4  # group, candidate, check, scorer
+    html_rows = [
+        [
+            f"<td>{esc(c)}</td>" if i < left else f'<td class="num">{esc(c)}</td>'
+            for i, c in enumerate(drift_cells(r))
+        ]
+        for r in rows
+    ]
+    notes = "".join(f"<li>{esc(n)}</li>" for n in unscored_notes(rows))
+    return (
+        "<section><h2>Drift from the incumbent</h2>"
+        + _table(DRIFT_HEADER, html_rows)
+        + f'<p class="note">{esc(DRIFT_NOTE)}.</p>'
+        + (f"<ul>{notes}</ul>" if notes else "")
+        + "</section>"
+    )
+
+
+def _under_evidence(run: Mapping[str, Any]) -> str:
+    """The under-evidence flags (``run["under_evidence"]``), after the verdicts."""
+    from ..under_evidence import FLAGS_NOTE, flag_rows
+
+    flags = flag_rows(run)
+    if not flags:
+        return ""
+    items = "".join(
+        f"<li><strong>{esc(f.get('group', ''))}</strong>: {esc(f.get('line', ''))}</li>" for f in flags
+    )
+    return (
+        f'<section><h2>Under-evidenced</h2><p class="note">{esc(FLAGS_NOTE)}.</p><ul>{items}</ul></section>'
+    )
+
+
 def _metrics(run: Mapping[str, Any]) -> str:
     metrics = run_metrics(run)
     rows = metrics_rows(metrics)
@@ -330,6 +370,74 @@ def _metrics(run: Mapping[str, Any]) -> str:
         "per test = per sample run; n/a = no price or no tokens recorded.</p></section>"
     )
     return out
+
+
+def _histogram_svg(histogram: Sequence[int], threshold: float | None, label: str) -> str:
+    """10 bars over [0, 1] and a dashed line at the threshold: inline SVG, no script."""
+    width, height, bar = 200, 48, 20
+    top = max(histogram, default=0) or 1
+    rects = "".join(
+        f'<rect x="{i * bar + 1}" y="{height - 12 - round(c / top * (height - 16))}" width="{bar - 2}" '
+        f'height="{round(c / top * (height - 16))}" fill="#54aeff">'
+        f"<title>{esc(f'{i / 10:.1f}-{(i + 1) / 10:.1f}: {c}')}</title></rect>"
+        for i, c in enumerate(histogram)
+    )
+    line = ""
+    if threshold is not None:
+        x = round(threshold * width, 1)
+        line = (
+            f'<line x1="{x}" y1="0" x2="{x}" y2="{height - 12}" stroke="#cf222e" stroke-dasharray="3,2">'
+            f"<title>threshold {esc(threshold)}</title></line>"
+        )
+    axis = (
+        f'<text x="0" y="{height - 1}" font-size="10">0</text>'
+        f'<text x="{width - 6}" y="{height - 1}" font-size="10">1</text>'
+    )
+    return (
+        f'<svg class="calibration-histogram" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)}">{rects}{line}{axis}</svg>'
+    )
+
+
+def _calibration(run: Mapping[str, Any]) -> str:
+    from ..calibration import CALIBRATION_HEADER, fmt_threshold, model_rows, unavailable_lines
+
+    groups = (run.get("calibration") or {}).get("groups") or {}
+    if not groups:
+        return ""
+    parts = [
+        "<section><h2>Calibration</h2>",
+        '<p class="note">Recorded confidences per prompt group (label_confidence from logprobs, '
+        "confidence self-reported); t = the group's threshold, the dashed line in each histogram.</p>",
+    ]
+    for group, entry in groups.items():
+        t = entry.get("threshold")
+        parts.append(
+            f"<h3>{esc(group)}"
+            + (f", threshold t = {esc(fmt_threshold(t))}" if t is not None else "")
+            + "</h3>"
+        )
+        models = entry.get("models") or {}
+        rows = []
+        for row in model_rows(entry):
+            histogram = (models.get(row[0]) or {}).get("histogram") or []
+            svg = _histogram_svg(histogram, t, f"confidence histogram of {row[0]}") if histogram else ""
+            rows.append(
+                [
+                    f"<td>{esc(row[0])}</td>",
+                    *(f'<td class="num">{esc(c)}</td>' for c in row[1:]),
+                    f"<td>{svg}</td>",
+                ]
+            )
+        if rows:
+            parts.append(_table([*CALIBRATION_HEADER, "histogram"], rows))
+        notes = [*unavailable_lines(entry)]
+        for comp in (entry.get("comparisons") or {}).values():
+            notes += comp.get("lines") or []
+        if notes:
+            parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _baseline(run: Mapping[str, Any]) -> str:
@@ -387,9 +495,12 @@ def render_html(run: Mapping[str, Any]) -> str:
             _context(run),
             _forest_section(run),
             _verdicts(run),
+            _under_evidence(run),
             _matrix(run),
             _checks(run),
+            _drift(run),
             _metrics(run),
+            _calibration(run),
             _baseline(run),
             _failures(run),
         )

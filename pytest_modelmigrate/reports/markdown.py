@@ -1,11 +1,11 @@
 """The Markdown report: a sticky PR comment or ``$GITHUB_STEP_SUMMARY``. Pure; takes the run dict.
 
 Order: the decision first (title, the gate line with its reason, the run's context), then the
-verdict per prompt group and candidate with its reason; then the details: the pass-rate matrix
-(Wilson intervals with several samples), the checks that failed, metrics and deltas, dataset
-metrics, the comparison with a baseline, the missing recordings and the failing tests. A detail
-section longer than :data:`FOLD_LINES` lines is folded in ``<details>``, and the failing tests
-always are when listed.
+verdict per prompt group and candidate with its reason, and the under-evidence flags (never
+cut); then the details: the pass-rate matrix (Wilson intervals with several samples), the checks
+that failed, the drift scores, metrics and deltas, dataset metrics, the comparison with a
+baseline, the missing recordings and the failing tests. A detail section longer than
+:data:`FOLD_LINES` lines is folded in ``<details>``, and the failing tests always are when listed.
 
 Big suites stay compact: rows are capped and the report says how many were left out. The whole
 report stays under ``max_chars`` (GitHub refuses a comment over 65,536 characters): past it,
@@ -53,6 +53,7 @@ CUTS: tuple[tuple[str, int], ...] = (
     ("matrix", 1),  # per-test rows (the group totals stay)
     ("checks", 1),
     ("datasets", 1),
+    ("drift", 1),  # the drift table (a note says where to read it)
     ("metrics", 1),
     ("baseline", 1),  # the list of regressions (the counts stay)
     ("missing", 1),  # the list of recordings (the command stays)
@@ -330,6 +331,48 @@ def _checks(run: Mapping[str, Any], max_rows: int, notes: _Notes) -> list[_Secti
     ]
 
 
+def _drift(run: Mapping[str, Any], max_rows: int, notes: _Notes) -> list[_Section]:
+    """The drift scores per prompt group and candidate (``run["drift"]``)."""
+    from ..drift_scores import DRIFT_HEADER, DRIFT_NOTE, drift_cells, unscored_notes
+
+    rows = [r for r in run.get("drift") or [] if isinstance(r, Mapping)]
+    if not rows:
+        return []
+    out = _table(
+        [escape(h) for h in DRIFT_HEADER],
+        [[escape(c) for c in drift_cells(r)] for r in rows[:max_rows]],
+        "llllrrrrrrr",
+    )
+    if len(rows) > max_rows:
+        out.append(f"\n_{len(rows) - max_rows} more drift row(s) not shown._")
+    out += ["", f"_{escape(DRIFT_NOTE)}._"]
+    out += [f"- {escape(note)}" for note in unscored_notes(rows)]
+    title = "Drift from the incumbent"
+    return [
+        _Section(title, tuple(out)),
+        _Section(
+            title,
+            (
+                notes.left_out(
+                    f"the drift scores of {len(rows)} prompt group(s) and candidate(s)", where="json"
+                ),
+            ),
+        ),
+    ]
+
+
+def _under_evidence(run: Mapping[str, Any]) -> list[str]:
+    """The under-evidence flags (``run["under_evidence"]``), after the verdicts; never cut."""
+    from ..under_evidence import FLAGS_NOTE, flag_rows
+
+    flags = flag_rows(run)
+    if not flags:
+        return []
+    out = ["### Under-evidenced", "", f"_{escape(FLAGS_NOTE)}._", ""]
+    out += [f"- ⚠️ **{escape(f.get('group', ''))}**: {escape(f.get('line', ''))}" for f in flags]
+    return [*out, ""]
+
+
 def _metrics(run: Mapping[str, Any], notes: _Notes) -> list[_Section]:
     metrics = run_metrics(run)
     rows = metrics_rows(metrics)
@@ -373,6 +416,32 @@ def _datasets(run: Mapping[str, Any], notes: _Notes) -> list[_Section]:
         _Section(title, tuple(out[:-1])),
         _Section(title, (notes.left_out(f"the metrics of {len(datasets)} dataset test(s)", where="json"),)),
     ]
+
+
+def _calibration(run: Mapping[str, Any]) -> list[_Section]:
+    """Per prompt group: each model's confidence distribution, and the candidates' threshold matches."""
+    from ..calibration import CALIBRATION_HEADER, fmt_threshold, model_rows, sparkline, unavailable_lines
+
+    groups = (run.get("calibration") or {}).get("groups") or {}
+    out: list[str] = []
+    for group, entry in groups.items():
+        t = entry.get("threshold")
+        out += [f"**{escape(group)}**" + (f", threshold t = {fmt_threshold(t)}" if t is not None else ""), ""]
+        models = entry.get("models") or {}
+        rows = [
+            [escape(c) for c in row] + [sparkline((models.get(row[0]) or {}).get("histogram") or [])]
+            for row in model_rows(entry)
+        ]
+        if rows:
+            out += [*_table([*(escape(h) for h in CALIBRATION_HEADER), "histogram 0→1"], rows), ""]
+        notes = [*unavailable_lines(entry)]
+        for comp in (entry.get("comparisons") or {}).values():
+            notes += comp.get("lines") or []
+        out += [f"- {escape(line)}" for line in notes]
+        out.append("")
+    if not out:
+        return []
+    return [_Section(f"Calibration ({len(groups)} group(s))", tuple(out[:-1]))]
 
 
 def _baseline(run: Mapping[str, Any], max_rows: int, notes: _Notes) -> list[_Section]:
@@ -488,8 +557,10 @@ def render_markdown(
     builders: dict[str, Callable[[], list[_Section]]] = {
         "matrix": lambda: _matrix(run, max_rows, notes),
         "checks": lambda: _checks(run, max_rows, notes),
+        "drift": lambda: _drift(run, max_rows, notes),
         "metrics": lambda: _metrics(run, notes),
         "datasets": lambda: _datasets(run, notes),
+        "calibration": lambda: _calibration(run),
         "baseline": lambda: _baseline(run, max_rows, notes),
         "missing": lambda: _missing(run, max_rows, notes),
         "failures": lambda: _failures(run, max_failures, notes),
@@ -497,8 +568,10 @@ def render_markdown(
     versions = {key: [s.lines() for s in build()] for key, build in builders.items()}
     level = dict.fromkeys(versions, 0)
 
+    flags = _under_evidence(run)  # never cut: what the decision lacks
+
     def assemble(verdicts: list[str]) -> str:
-        lines = [*head, *verdicts]
+        lines = [*head, *verdicts, *flags]
         for key, texts in versions.items():
             if texts:
                 lines += texts[level[key]]

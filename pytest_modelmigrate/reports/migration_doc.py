@@ -4,8 +4,9 @@ Pure; takes the run dict. Per prompt (``@pytest.mark.prompt(name, purpose=..., s
 or the module for unmarked tests): its purpose, known sensitivities, the verdict per candidate,
 its version and why it changed (``version=``, ``rationale=``, ``target_model=``), its regression
 cases (``@pytest.mark.regression_case``: the past failures it guards, with results per model and
-the triage they give), every test with its results, the checks that failed, and the baselines per
-model (quality, latency, tokens, cost). Given the migration history (``history.py``), each prompt
+the triage they give), every test with its results, the checks that failed, the drift scores per
+candidate, and the baselines per model (quality, latency, tokens, cost); under the verdict, the
+prompt's under-evidence flags. Given the migration history (``history.py``), each prompt
 also lists its earlier migrations: what broke and in which later one it passed again.
 """
 
@@ -135,6 +136,8 @@ def render_migration_doc(run: Mapping[str, Any], history: Sequence[Mapping[str, 
                     f"{escape(v.get('reason', ''))}"
                 )
             lines.append("")
+        lines += _under_evidence_lines(run, name)
+        lines += _variant_lines(run, name)
 
         if history is not None:
             lines += _earlier_lines(run, history, name)
@@ -185,7 +188,9 @@ def render_migration_doc(run: Mapping[str, Any], history: Sequence[Mapping[str, 
                 [[escape(c)] + [format_count(per.get(m)) for m in models] for c, per in failing.items()],
             )
             lines.append("")
+        lines += _drift_lines(run, name)
 
+        lines += _calibration_lines(run, name)
         lines += ["### Baselines", ""]
         group_metrics = (metrics.get("groups") or {}).get(name) or {}
         rows = []
@@ -216,6 +221,72 @@ def render_migration_doc(run: Mapping[str, Any], history: Sequence[Mapping[str, 
         "per test = per sample run; n/a = not recorded or no price configured._"
     )
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _variant_lines(run: Mapping[str, Any], group: str) -> list[str]:
+    """``### Prompt variants``: per variant-ed test its variants, and per model the one to ship."""
+    section = run.get("variants") if isinstance(run.get("variants"), Mapping) else {}
+    tests = [t for t in (section or {}).get("tests") or [] if t.get("group") == group]
+    if not tests:
+        return []
+    lines = ["### Prompt variants", ""]
+    for test in tests:
+        declared = "; ".join(
+            f"{v['name']} ({'targets ' + ', '.join(v['targets']) if v.get('targets') else 'every model'})"
+            + (f": {v['rationale']}" if v.get("rationale") else "")
+            for v in test.get("variants") or []
+        )
+        lines.append(f"- {escape(short_test_name(str(test.get('test')), group))}: {escape(declared)}")
+        lines += [f"  - {escape(str(e.get('line')))}" for e in (test.get("models") or {}).values()]
+    return [*lines, ""]
+
+
+def _under_evidence_lines(run: Mapping[str, Any], group: str) -> list[str]:
+    """The group's under-evidence flags, after its verdict (information: the verdict stands)."""
+    from ..under_evidence import flag_rows
+
+    flags = [f for f in flag_rows(run) if f.get("group") == group]
+    if not flags:
+        return []
+    lines = ["**Under-evidenced** (information only; the verdict stands):", ""]
+    return [*lines, *(f"- ⚠️ {escape(f.get('line', ''))}" for f in flags), ""]
+
+
+def _drift_lines(run: Mapping[str, Any], group: str) -> list[str]:
+    """The group's drift scores per candidate (``run["drift"]``)."""
+    from ..drift_scores import DRIFT_HEADER, DRIFT_NOTE, drift_cells, unscored_notes
+
+    rows = [r for r in run.get("drift") or [] if isinstance(r, Mapping) and r.get("group") == group]
+    if not rows:
+        return []
+    lines = ["### Drift from the incumbent", ""]
+    lines += _table(
+        [escape(h) for h in DRIFT_HEADER[1:]], [[escape(c) for c in drift_cells(r)[1:]] for r in rows]
+    )
+    lines += ["", f"_{escape(DRIFT_NOTE)}._"]
+    lines += [f"- {escape(note)}" for note in unscored_notes(rows)]
+    return [*lines, ""]
+
+
+def _calibration_lines(run: Mapping[str, Any], group: str) -> list[str]:
+    """The group's confidence distribution per model and the candidates' threshold matches."""
+    from ..calibration import CALIBRATION_HEADER, fmt_threshold, model_rows, unavailable_lines
+
+    entry = ((run.get("calibration") or {}).get("groups") or {}).get(group)
+    if not isinstance(entry, Mapping):
+        return []
+    t = entry.get("threshold")
+    lines = ["### Calibration", ""]
+    if t is not None:
+        lines += [f"Threshold t = {fmt_threshold(t)} ({escape(', '.join(entry.get('checks') or []))}).", ""]
+    rows = [[escape(c) for c in row] for row in model_rows(entry)]
+    if rows:
+        lines += [*_table([escape(h) for h in CALIBRATION_HEADER], rows), ""]
+    notes = [*unavailable_lines(entry)]
+    for comp in (entry.get("comparisons") or {}).values():
+        notes += comp.get("lines") or []
+    lines += [f"- {escape(n)}" for n in notes]
+    return [*lines, ""] if notes else lines
 
 
 def _earlier_lines(run: Mapping[str, Any], history: Sequence[Mapping[str, Any]], group: str) -> list[str]:

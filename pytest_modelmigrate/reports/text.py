@@ -26,6 +26,27 @@ def _dataset_lines(run: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _calibration_lines(run: Mapping[str, Any]) -> list[str]:
+    from ..calibration import calibration_lines
+
+    found = calibration_lines(run)
+    return ["", *found] if found else []
+
+
+def _drift_lines(run: Mapping[str, Any]) -> list[str]:
+    from ..drift_scores import drift_lines
+
+    found = drift_lines(run.get("drift") or [])
+    return ["", *found] if found else []
+
+
+def _under_evidence_lines(run: Mapping[str, Any]) -> list[str]:
+    from ..under_evidence import flag_lines
+
+    found = flag_lines(run)
+    return ["", *found] if found else []
+
+
 def missing_lines(run: Mapping[str, Any], max_items: int = 20) -> list[str]:
     """The recordings the run lacked, and the one command that records them."""
     missing = run.get("missing") or {}
@@ -42,7 +63,8 @@ def missing_lines(run: Mapping[str, Any], max_items: int = 20) -> list[str]:
 
 
 def text_lines(run: Mapping[str, Any], *, max_tests: int | None = MAX_TEST_ROWS) -> list[str]:
-    """The matrix, failed checks, dataset metrics, metrics, baseline, sampling, gaps and decision.
+    """The matrix, failed checks, drift, dataset metrics, metrics, baseline, sampling, gaps, the
+    under-evidence flags and the decision.
 
     The last line is the gate line (the terminal colours it). Past ``max_tests`` test rows the
     matrix folds the passing tests (None: every row).
@@ -70,7 +92,10 @@ def text_lines(run: Mapping[str, Any], *, max_tests: int | None = MAX_TEST_ROWS)
             "checks that failed (failed samples / samples, per model):",
             *("  " + c for c in checks),
         ]
+    lines += _drift_lines(run)
     lines += _dataset_lines(run)
+    lines += _calibration_lines(run)
+    lines += _variant_lines(run)
     has_calls = any(o.get("calls") for o in run.get("outcomes") or [])
     metrics = metrics_lines(run.get("metrics") or {}) if has_calls else []
     if metrics:
@@ -84,12 +109,25 @@ def text_lines(run: Mapping[str, Any], *, max_tests: int | None = MAX_TEST_ROWS)
     missing = missing_lines(run)
     if missing:
         lines += ["", *missing]
+    lines += _under_evidence_lines(run)
     lines.append("")
     if isinstance(gate, Mapping):
         lines += gate_lines(gate)
     else:
         lines.append("no migration gate evaluated for this run")
     return lines
+
+
+def _variant_lines(run: Mapping[str, Any]) -> list[str]:
+    """Per prompt-variant test and model, the variant to ship with its evidence."""
+    from ..variants import ship_lines
+
+    variants = run.get("variants")
+    shown = ship_lines(variants if isinstance(variants, Mapping) else None)
+    if not shown:
+        return []
+    head = "prompt variants (the gate compares each candidate's best with the incumbent's shipped one):"
+    return ["", head, *("  " + line for line in shown)]
 
 
 def render_text(run: Mapping[str, Any]) -> str:
