@@ -924,3 +924,102 @@ def test_b(model):
     assert [p for p in found if p.startswith("JUnit XML:")] == [
         "JUnit XML: test_p.py::test_a[a] property prompt='p'; JSON 'elsewhere'"
     ]
+
+
+# -- the analyses beside the matrix: calibration, prompt variants, drift, under-evidence -----
+
+ANALYSES_SCRIPT = {
+    "models": {
+        "emu-a": {
+            "rules": [
+                {"match": "route", "reply": '{"queue": "billing", "confidence": 0.93}'},
+                {"match": "exactly three", "reply": "- refund\n- order 1234\n- five days"},
+                {"match": "Summarize", "reply": "- refund\n- order 1234\n- five days"},
+                {"match": "greet", "reply": "Hello, how can I help you with your order today?"},
+            ]
+        },
+        "emu-b": {
+            "rules": [
+                {"match": "route", "reply": '{"queue": "billing", "confidence": 0.62}'},
+                {"match": "exactly three", "reply": "- refund\n- order 1234\n- five days"},
+                {"match": "Summarize", "reply": "- refund\n- order 1234\n- five days\n- customer"},
+                {"match": "greet", "reply": "Hi there! How may I help with the order?"},
+            ]
+        },
+    }
+}
+
+ANALYSES_TESTS = """
+import json
+import pytest
+import app
+
+@pytest.mark.prompt("routing", deterministic=True)
+def test_route(model, checks):
+    reply = json.loads(app.chat(model, "route: where is my invoice"))
+    checks.confidence(reply["confidence"], correct=reply["queue"] == "billing", threshold=0.85)
+
+PROMPTS = {"v1": "Summarize the ticket", "v2": "Summarize the ticket in exactly three bullets"}
+
+@pytest.mark.prompt("summary", deterministic=True)
+@pytest.mark.prompt_variants("v1", "v2", targets={"v2": ["emu-b"]}, rationale={"v2": "four bullets on emu-b"})
+def test_summary(model, prompt_variant, checks):
+    checks.bullets(app.chat(model, PROMPTS[prompt_variant]), exactly=3)
+
+@pytest.mark.prompt("greeting")
+def test_greet(model, checks):
+    checks.drift(app.chat(model, "greet the customer"), min_score=0.1)
+"""
+
+
+def visible_texts(reports: Reports) -> dict[str, str]:
+    """What a reader sees in each format: the terminal, Markdown, HTML and the migration document."""
+    doc = parse_html(reports.files["html"])
+    return {
+        "terminal": "\n".join(reports.terminal),
+        "md": md_text(reports.files["md"]),
+        "html": "\n".join([*doc.lines, *(" ".join(row) for table in doc.tables for row in table)]),
+        "migration": md_text(reports.show["migration"]),
+    }
+
+
+def test_calibration_variants_drift_and_flags_say_the_same_in_every_format(
+    pytester: pytest.Pytester, start_emulator: StartEmulator
+) -> None:
+    emulator = start_emulator(ANALYSES_SCRIPT, test_analyses=ANALYSES_TESTS)
+    record(pytester, TWO)
+    emulator.stop()
+    reports = session_reports(pytester, TWO, "--migration-gate=no-regression")
+    assert_consistent(reports)
+    run = reports.run
+    texts = visible_texts(reports)
+
+    # calibration: the candidate's median and the shift, in every format
+    assert "re-threshold" in json.dumps(run["calibration"])
+    for where in ("terminal", "md", "html", "migration"):
+        assert "median 0.93 → 0.62" in texts[where], where  # the shift, not the failing check's 0.62
+        assert "re-threshold" in texts[where], where
+
+    # prompt variants: the variant each model ships, wherever the decision is shown
+    (summary,) = run["variants"]["tests"]
+    assert {model: entry["ship"] for model, entry in summary["models"].items()} == {
+        "emu-a": "v1",
+        "emu-b": "v2",
+    }
+    for where in ("terminal", "migration"):
+        assert "ship v2" in texts[where] and "keeps v1" in texts[where], where
+    for where in ("md", "html"):  # the recommendation carries the ship line
+        assert "ship v2" in texts[where], where
+
+    # drift: the candidate's row, with its median, in every format
+    (row,) = run["drift"]
+    assert (row["group"], row["model"]) == ("greeting", "emu-b")
+    median = f"{row['median']:.2f}"
+    for where in ("terminal", "md", "html", "migration"):
+        assert median in texts[where], (where, median)
+
+    # under-evidence: one sample per test on a sampled group, flagged in every format
+    flags = [f["line"] for f in run["under_evidence"]["flags"]]
+    assert any("1 sample per test" in m for m in flags), flags
+    for where in ("terminal", "md", "html", "migration"):
+        assert "1 sample per test" in texts[where], where
