@@ -873,23 +873,15 @@ def test_yaml_inf_latency_is_refused_at_load() -> None:
     assert parse_script_text("latency_ms: 3600000\n", "s.yaml").latency_ms == 3_600_000
 
 
-LEFT_PATCHED_CONFTEST = """
-import errno, os
+# the disk-full conftest, and the transport as it was before any cassette opened
+LEFT_PATCHED_CONFTEST = (
+    DISK_FULL_CONFTEST
+    + """
 import httpx2
-import pytest
 
 ORIGINAL = httpx2.HTTPTransport.handle_request
-
-
-def _full(fd):
-    raise OSError(errno.ENOSPC, "No space left on device")
-
-
-@pytest.fixture(autouse=True)
-def disk_full(request, monkeypatch):
-    if "full" in request.node.name:
-        monkeypatch.setattr(os, "fsync", _full)
 """
+)
 
 LEFT_PATCHED_TESTS = """
 import os
