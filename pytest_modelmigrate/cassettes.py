@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import functools
 import hashlib
 import json
 import os
 import re
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -155,6 +157,14 @@ def _canonical_body(request: Any) -> bytes:
     body = request.body
     if body is None:
         canonical = b""
+    elif isinstance(body, (dict, list)):  # vcrpy's aiohttp stub keeps a json= argument as it was given
+        data = copy.deepcopy(body)
+        for path in _ignored.body:
+            _drop(data, path)
+        try:
+            canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        except (TypeError, ValueError):
+            canonical = repr(body).encode()
     else:
         raw = body if isinstance(body, bytes) else str(body).encode()
         try:
@@ -581,12 +591,47 @@ class CassetteSession:
     retried: int = 0  # transient errors the SDK retried past (rate-limit waits)
     # when each request sent to the network while recording left, by ``id`` of the request; one
     # still here when the test is over got no response (a timeout or a connection error)
-    in_flight: dict[int, float] = field(default_factory=dict, repr=False)
+    in_flight: dict[int, tuple[float, int]] = field(default_factory=dict, repr=False)  # (sent, sample)
     before_send: Callable[[Any], None] | None = field(default=None, repr=False)  # before a real request
+    # --record-concurrency: samples drawn at once, each in its own thread, before the test's
+    # samples run in order. A draw is recorded into its sample's episode but not used: the
+    # sample that runs later plays it (``drawn``: positions in the cassette not played yet).
+    drawing: bool = False
+    drawn: set[int] = field(default_factory=set, repr=False)
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def current_sample(self) -> int:
+        """The sample this thread draws (``--record-concurrency``), else :attr:`sample`."""
+        drawn: int | None = getattr(self._local, "sample", None)
+        return self.sample if drawn is None else drawn
+
+    @contextmanager
+    def draw(self, sample: int) -> Iterator[None]:
+        """In this thread, record into the episode of ``sample``; what the thread's calls
+        returned is in :meth:`view` (the test's checks read it)."""
+        self._local.sample = sample
+        self._local.used = []
+        try:
+            yield
+        finally:
+            self._local.sample = None
+            self._local.used = None
+
+    def view(self) -> list[tuple[Any, dict[str, Any]]] | None:
+        """The interactions of the draw running in this thread (None outside a draw)."""
+        used: list[tuple[Any, dict[str, Any]]] | None = getattr(self._local, "used", None)
+        return used
+
+    def end_draws(self) -> None:
+        """After the concurrent draws: what went wrong in one is met again (and recorded anew,
+        or reported) when its sample runs, so neither errors nor lost requests are kept."""
+        self.drawing = False
+        self.provider_errors.clear()
+        self.in_flight.clear()
 
     def episode_miss(self) -> bool:
         """Whether the request missed because this sample has no episode in the file yet."""
-        return bool(self.episodes) and self.sample >= len(self.episodes)
+        return bool(self.episodes) and self.current_sample() >= len(self.episodes)
 
     def not_recorded(self) -> str | None:
         """Why this recording must not be written (a provider error the test did not get past)."""
@@ -597,7 +642,10 @@ class CassetteSession:
         return None
 
 
-def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scrubber) -> type:
+@functools.cache
+def _cassette_class() -> type:
+    """The vcrpy Cassette subclass every (test, model) uses (built once per process); the
+    session it reports to, its miss hint and scrubber are given to each instance."""
     from vcr.cassette import Cassette
 
     class RecordingCassette(Cassette):  # type: ignore[misc]
@@ -612,50 +660,62 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
         _request_blocks: dict[int, int]
         _metadata: dict[str, Any]
         _before_record_request: Callable[[Any], Any]
+        _session: CassetteSession
+        _miss_hint: str
+        _scrubber: Scrubber
         _loading = False
         _index: dict[tuple[Any, ...], list[int]] | None = None
         _indexed = 0
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, session: CassetteSession, miss_hint: str, scrubber: Scrubber, **kwargs: Any
+        ) -> None:
             super().__init__(*args, **kwargs)
+            self._session, self._miss_hint, self._scrubber = session, miss_hint, scrubber
             self._tags = []
             self._blocks = []
             self._request_blocks = {}
             # vcrpy filters (deep-copies, then scrubs) each request three times per call, once
             # more what it filtered already (can_play_response_for passes its filtered copy to
             # __contains__); filtering is idempotent, so do it once per request.
+            # The last request and its filtered copy are one tuple, swapped whole: samples drawn
+            # in threads (--record-concurrency) never see another thread's half.
             filter_request = self._before_record_request
-            last: list[Any] = [None, None]
+            last: list[tuple[Any, Any]] = [(None, None)]
 
             def filtered_once(request: Any) -> Any:
-                if request is None or (request is not last[0] and request is not last[1]):
-                    last[1] = filter_request(request)
-                    last[0] = request
-                return last[1]
+                seen, filtered = last[0]
+                if request is None or (request is not seen and request is not filtered):
+                    filtered = filter_request(request)
+                    last[0] = (request, filtered)
+                return filtered
 
             self._before_record_request = filtered_once
+            self._lock = threading.RLock()  # samples drawn at once share the cassette
 
         def _load(self) -> None:
             # Interactions read from the file were scrubbed and filtered when they were recorded:
             # don't deep-copy and scrub each of them again (vcrpy loads through append()).
+            if self._persister is AtomicPersister and not os.path.isfile(self._path):
+                return  # nothing recorded yet (vcrpy would find that out through two exceptions)
             self._loading = True
             AtomicPersister.take_parsed()
             try:
                 super()._load()
             finally:
                 self._loading = False
-                session.preparsed = AtomicPersister.take_parsed()
+                self._session.preparsed = AtomicPersister.take_parsed()
             meta = self._metadata.get(METADATA_KEY)
             try:
                 episodes, samples = _episodes(
-                    session.path, len(self.data), meta, miss_hint, session.samples_wanted
+                    self._session.path, len(self.data), meta, self._miss_hint, self._session.samples_wanted
                 )
             except EpisodeMismatch:
                 if self.record_mode != "all":
                     raise
                 # rewrite/all replace the file and never replay from it: its bad metadata goes too
                 episodes, samples = [len(self.data)] if self.data else [], []
-            session.episodes, session.stored_samples = episodes, samples
+            self._session.episodes, self._session.stored_samples = episodes, samples
             self._tags = [index for index, size in enumerate(episodes) for _ in range(size)]
             self._blocks = list(range(len(self.data)))
             self._block = len(self.data)
@@ -666,7 +726,7 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
             vcrpy runs every matcher against every recording, several times per request; the
             default matchers are all equalities, so one key per request finds the same ones.
             """
-            tags, sample = self._tags, session.sample
+            tags, sample = self._tags, self._session.current_sample()
             if tuple(self._match_on) != _default_matchers():
                 for position, response in super()._responses(request):
                     if (tags[position] if position < len(tags) else 0) == sample:
@@ -684,31 +744,59 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 if (tags[position] if position < len(tags) else 0) == sample:  # this sample's episode
                     yield position, self.data[position][1]
 
+        def _drawn_position(self, request: Any) -> int | None:
+            """The first draw of this sample for ``request`` not played yet (see ``drawn``)."""
+            drawn = self._session.drawn
+            for position, _ in self._responses(request):
+                if position in drawn and self.play_counts[position] == 0:
+                    return int(position)
+            return None
+
         def can_play_response_for(self, request: Any) -> bool:
-            playable = bool(super().can_play_response_for(request))
-            if not playable:
+            session = self._session
+            with self._lock:
+                if session.drawing:
+                    playable = False  # a draw is a new sample: it never replays, not even itself
+                elif session.drawn and self._drawn_position(request) is not None:
+                    return True  # the sample plays what was drawn for it
+                else:
+                    playable = bool(super().can_play_response_for(request))
+                if playable:
+                    return True
                 filtered = self.filter_request(request)
                 if self.write_protected and filtered:
                     message = self._miss_message(request)
                     session.misses.append(message)
                     raise CassetteMiss(message)
-                if session.before_send is not None and filtered:
-                    session.before_send(request)  # the requests-per-minute limit, while recording
-                if not session.in_flight:
-                    self._block += 1  # nothing else in flight: a new block
+                sample = session.current_sample()
+            if session.before_send is not None and filtered:
+                session.before_send(request)  # the requests-per-minute limit, while recording
+            with self._lock:
+                if not any(s == sample for _, s in session.in_flight.values()):
+                    self._block += 1  # nothing else of this sample in flight: a new block
                 self._request_blocks[id(request)] = self._block
-                session.in_flight[id(request)] = time.perf_counter()
-            return playable
+                session.in_flight[id(request)] = (time.perf_counter(), sample)
+            return False
 
         def play_response(self, request: Any) -> Any:
-            response = super().play_response(request)
-            played_code = _status_code(response)
-            if played_code is not None and is_transient_status(played_code):
-                # a recorded 429/5xx replays without the backoff it cost (the SDKs read retry-after-ms)
-                headers = {k: v for k, v in response["headers"].items() if str(k).lower() != "retry-after-ms"}
-                response = {**response, "headers": {**headers, "retry-after-ms": ["1"]}}
-            session.used.append((request, response))
-            session.played += 1
+            session = self._session
+            with self._lock:
+                position = self._drawn_position(request) if session.drawn and not session.drawing else None
+                if position is not None:
+                    self.play_counts[position] += 1
+                    session.drawn.discard(position)
+                    response = self.data[position][1]
+                else:
+                    response = super().play_response(request)
+                played_code = _status_code(response)
+                if played_code is not None and is_transient_status(played_code):
+                    # a recorded 429/5xx replays without the backoff it cost (the SDKs read retry-after-ms)
+                    headers = {
+                        k: v for k, v in response["headers"].items() if str(k).lower() != "retry-after-ms"
+                    }
+                    response = {**response, "headers": {**headers, "retry-after-ms": ["1"]}}
+                session.used.append((request, response))
+                session.played += 1
             return response
 
         def append(self, request: Any, response: dict[str, Any]) -> None:
@@ -716,7 +804,13 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 self.data.append((request, response))
                 self.dirty = True
                 return
-            start = session.in_flight.pop(id(request), None)
+            with self._lock:
+                self._append(request, response)
+
+        def _append(self, request: Any, response: dict[str, Any]) -> None:
+            session = self._session
+            sent = session.in_flight.pop(id(request), None)
+            start, sample = sent if sent is not None else (None, session.current_sample())
             code = _status_code(response)
             if (
                 start is not None
@@ -728,7 +822,7 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 # neither the error nor the cassette it is part of is kept unless that succeeds
                 filtered = self._before_record_request(request)
                 if filtered:
-                    key = (session.sample, _match_key(filtered))  # a retry is within its sample
+                    key = (sample, _match_key(filtered))  # a retry is within its sample
                     session.provider_errors.append((key, describe_status(code)))
                 return
             if start is not None:
@@ -737,15 +831,21 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
             before = len(self.data)
             super().append(request, response)
             if start is not None and len(self.data) > before:
-                self._tags.extend([session.sample] * (len(self.data) - len(self._tags)))
+                self._tags.extend([sample] * (len(self.data) - len(self._tags)))
                 block = self._request_blocks.pop(id(request), self._block)
                 self._blocks.extend([block] * (len(self.data) - len(self._blocks)))
-                # a new draw is never served again, not even to the same request later in the sample
-                self.play_counts[len(self.data) - 1] += 1
-                session.used.append(self.data[-1])
                 session.recorded += 1
+                view = session.view()
+                if session.drawing and view is not None:
+                    # drawn now, played when its sample runs; until then only its draw sees it
+                    session.drawn.add(len(self.data) - 1)
+                    view.append(self.data[-1])
+                else:
+                    # a new draw is never served again, not even to the same request later in the sample
+                    self.play_counts[len(self.data) - 1] += 1
+                    session.used.append(self.data[-1])
                 if session.provider_errors:
-                    key = (session.sample, _match_key(self.data[-1][0]))
+                    key = (sample, _match_key(self.data[-1][0]))
                     kept = [e for e in session.provider_errors if e[0] != key]
                     session.retried += len(session.provider_errors) - len(kept)
                     session.provider_errors = kept
@@ -757,12 +857,13 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
             run's new episodes to those in the file. Nothing is written when the recording is
             discarded, in replay, or when nothing changed.
             """
-            if session.discard or self.record_mode == "none":
+            if self._session.discard or self.record_mode == "none":
                 return
             fresh = self.record_mode == "all"
             loaded = self._loaded_count
             tags = self._tags
-            keep = [i for i in range(len(self.data)) if i >= loaded or not fresh]
+            unused = self._session.drawn  # drawn for a sample that never asked for it again
+            keep = [i for i in range(len(self.data)) if (i >= loaded or not fresh) and i not in unused]
             if self.drop_unused_requests and not fresh:
                 keep = [i for i in keep if i >= loaded or self.play_counts[i] > 0]
             if fresh and len(self.data) == loaded:
@@ -777,15 +878,15 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 return (tags[i] if i < len(tags) else 0, block, _order_key(self.data[i][0]))
 
             keep.sort(key=order)
-            ran = [str(x) for x in session.metadata.get("samples", [])]
+            ran = [str(x) for x in self._session.metadata.get("samples", [])]
             count = max(
                 [len(ran), *((tags[i] if i < len(tags) else 0) + 1 for i in keep)]
-                + ([] if fresh else [len(session.episodes)])
+                + ([] if fresh else [len(self._session.episodes)])
             )
             episodes = [0] * count
             for i in keep:
                 episodes[tags[i] if i < len(tags) else 0] += 1
-            outcomes = ran if fresh else ran + session.stored_samples[len(ran) :]
+            outcomes = ran if fresh else ran + self._session.stored_samples[len(ran) :]
             old_meta = self._metadata.get(METADATA_KEY)
             old_meta = old_meta if isinstance(old_meta, dict) else {}
             meta: dict[str, Any] = {k: v for k, v in old_meta.items() if k not in ("samples", "episodes")}
@@ -810,6 +911,8 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
 
         def _miss_message(self, request: Any) -> str:
             """Why nothing matched, scrubbed: it is shown in the terminal, JUnit XML and reports."""
+            session, scrubber, miss_hint = self._session, self._scrubber, self._miss_hint
+            sample = session.current_sample()
             filtered = self._before_record_request(request)
             uri = filtered.uri if filtered is not None else scrubber.scrub_uri(request.uri)
             lines = [
@@ -822,10 +925,10 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                 lines.append(f"  this is not a model call: {not_a_model}")
             if session.episode_miss():
                 have = len(session.episodes)
-                lines[0] += f" in sample {session.sample + 1}"
+                lines[0] += f" in sample {sample + 1}"
                 lines.append(
-                    f"  the cassette has {have} of {max(session.samples_wanted, session.sample + 1)} "
-                    f"samples: sample {session.sample + 1} was never recorded"
+                    f"  the cassette has {have} of {max(session.samples_wanted, sample + 1)} "
+                    f"samples: sample {sample + 1} was never recorded"
                 )
                 lines.append(f"  to record only the missing samples: {session.topup_hint or miss_hint}")
                 return scrubber.scrub_text("\n".join(lines))
@@ -851,7 +954,7 @@ def _make_cassette_class(session: CassetteSession, miss_hint: str, scrubber: Scr
                             )
                     else:
                         lines.append(
-                            f"  the same request is recorded, but not for sample {session.sample + 1} "
+                            f"  the same request is recorded, but not for sample {sample + 1} "
                             "(or it was already answered once in it): the test makes this call "
                             "more often than it did when it was recorded"
                         )
@@ -910,6 +1013,203 @@ def _episodes(path: Path, count: int, meta: Any, hint: str, wanted: int = 1) -> 
     return ([count] if count else []), []
 
 
+class _ActiveCassette:
+    """What the patches of a :class:`VcrSession` serve: the cassette open now.
+
+    vcrpy's patchers are built around one cassette object, which they ask at each request
+    (``can_play_response_for``, ``play_response``, ``append``); this one passes every question
+    on to the cassette of the (test, model) that is running, so the patchers are built once.
+    """
+
+    def __init__(self, skip_patchers: tuple[str, ...], custom_patches: tuple[Any, ...]) -> None:
+        self.skip_patchers = skip_patchers
+        self.custom_patches = custom_patches
+        self.current: Any = None
+
+    @property
+    def _path(self) -> str:  # vcrpy names its connection subclasses after it
+        return str(self.current._path) if self.current is not None else ""
+
+    def __getattr__(self, name: str) -> Any:
+        current = self.__dict__.get("current")
+        if current is None:
+            raise AttributeError(f"no cassette is open (asked for {name!r})")
+        return getattr(current, name)
+
+
+_MISSING = object()
+
+
+def _raw_attribute(target: Any, name: str) -> tuple[bool, Any]:
+    """Whether ``target`` holds ``name`` itself, and the raw value found (no descriptor bound)."""
+    own = getattr(target, "__dict__", None)
+    if own is not None and name in own:
+        return True, own[name]
+    if isinstance(target, type):
+        for klass in target.__mro__:
+            if name in vars(klass):
+                return klass is target, vars(klass)[name]
+        return False, _MISSING
+    return False, getattr(target, name, _MISSING)
+
+
+class _Patches:
+    """vcrpy's patchers for one set of options, built once and put in place around each cassette.
+
+    ``mock.patch.object`` objects are turned into plain (target, attribute, replacement)
+    triples, set and restored like ``mock`` does (a held attribute is put back, an inherited
+    one deleted), in the order vcrpy enters them; vcrpy's connection removers run as context
+    managers where they stood. A few replacements wrap what they replace as it was when they
+    were built (urllib3's ``_get_conn``), so they are reused only while every patched attribute
+    holds what it held the first time; :meth:`enter` says when it does not (then build anew).
+    """
+
+    def __init__(self, skip_patchers: tuple[str, ...], custom_patches: tuple[Any, ...]) -> None:
+        from unittest import mock
+
+        from vcr.patch import CassettePatcherBuilder
+
+        self.cassette = _ActiveCassette(skip_patchers, custom_patches)
+        self.steps: list[tuple[Any, str, Any] | Any] = []
+        for patcher in CassettePatcherBuilder(self.cassette).build():
+            if isinstance(patcher, mock._patch) and not patcher.additional_patchers:
+                self.steps.append((patcher.getter(), patcher.attribute, patcher.new))
+            else:
+                self.steps.append(patcher)  # a ConnectionRemover (or anything else): a context manager
+        self.seen: list[Any] | None = None  # what each patched attribute held when first entered
+        self.saved: list[list[tuple[Any, str, bool, Any]]] = []  # one list per open cassette
+
+    def enter(self, cassette: Any) -> Any | None:
+        """Put the patches in place for ``cassette``; returns what to give :meth:`exit`, or
+        ``None`` (nothing changed) when the patched attributes are no longer what they were."""
+        saved: list[tuple[Any, str, bool, Any]] = []
+        seen: list[Any] = []
+        entered: list[Any] = []
+        previous = self.cassette.current
+        self.cassette.current = cassette
+        try:
+            for step in self.steps:
+                if isinstance(step, tuple):
+                    target, name, new = step
+                    local, original = _raw_attribute(target, name)
+                    if self.seen is not None and original is not self.seen[len(seen)]:
+                        raise _Stale
+                    seen.append(original)
+                    saved.append((target, name, local, original))
+                    setattr(target, name, new)
+                else:
+                    step.__enter__()
+                    entered.append(step)
+        except BaseException as exc:
+            self._undo(saved, entered)
+            self.cassette.current = previous
+            if isinstance(exc, _Stale):
+                return None
+            raise
+        if self.seen is None:
+            self.seen = seen
+        return (saved, entered, previous)
+
+    def exit(self, token: Any) -> None:
+        saved, entered, previous = token
+        try:
+            self._undo(saved, entered)
+        finally:
+            self.cassette.current = previous
+
+    @staticmethod
+    def _undo(saved: list[tuple[Any, str, bool, Any]], entered: list[Any]) -> None:
+        errors: list[BaseException] = []
+        for remover in reversed(entered):
+            try:
+                remover.__exit__(None, None, None)
+            except BaseException as exc:  # noqa: BLE001 - restore every attribute, then raise
+                errors.append(exc)
+            pools = getattr(remover, "_connection_pool_to_connections", None)
+            if isinstance(pools, dict):
+                pools.clear()  # closed now; the next cassette starts with none
+        for target, name, local, original in reversed(saved):
+            if local and original is not _MISSING:
+                setattr(target, name, original)
+            else:
+                with contextlib.suppress(AttributeError):
+                    delattr(target, name)
+                if original is not _MISSING and not hasattr(target, name):
+                    setattr(target, name, original)
+        if errors:
+            raise errors[0]
+
+
+class _Stale(Exception):
+    """A patched attribute no longer holds what it held when the patchers were built."""
+
+
+class VcrSession:
+    """vcrpy, set up once per pytest session: one VCR (with the user's
+    ``pytest_recording_configure``), one Cassette subclass, and vcrpy's patchers built once
+    per set of options and put in place around each cassette.
+
+    vcrpy's own ``use_cassette`` builds all of it for every cassette (a VCR, a merged config,
+    a Cassette subclass, 37 patchers and 8 connection classes: most of what replaying a test
+    costs when it makes one call or none). Between two (test, model)s nothing is patched, as
+    with vcrpy: a session fixture's or a plain test's requests reach the real library.
+    """
+
+    def __init__(self, configure: Callable[[VCR], None] | None = None) -> None:
+        self._configure = configure
+        self._vcr: VCR | None = None
+        self._patches: dict[Any, _Patches] = {}
+
+    @property
+    def vcr(self) -> VCR:
+        if self._vcr is None:
+            from vcr import VCR
+
+            vcr = VCR(
+                record_mode="once",
+                match_on=DEFAULT_MATCH_ON,
+                decode_compressed_response=True,
+                serializer="yaml",
+            )
+            vcr.register_matcher("modelmigrate_body", body_matcher)
+            vcr.register_matcher("modelmigrate_query", query_matcher)
+            vcr.register_persister(AtomicPersister)
+            if self._configure is not None:
+                self._configure(vcr)
+            self._vcr = vcr
+        return self._vcr
+
+    def patches(self, skip_patchers: Sequence[str], custom_patches: Sequence[Any]) -> tuple[Any, _Patches]:
+        skip, custom = tuple(skip_patchers), tuple(custom_patches)
+        try:
+            key: Any = (skip, custom)
+            hash(key)
+        except TypeError:  # custom patches holding something unhashable: by identity
+            key = (skip, tuple(map(id, custom)))
+        patches = self._patches.get(key)
+        if patches is None:
+            patches = self._patches[key] = _Patches(skip, custom)
+        return key, patches
+
+    @contextmanager
+    def patched(self, cassette: Any) -> Iterator[None]:
+        """vcrpy's patches in place, serving ``cassette``, for the duration of the block."""
+        key, patches = self.patches(cassette.skip_patchers, cassette.custom_patches)
+        token = patches.enter(cassette)
+        if token is None:  # patched by something else since (a user's own cassette): build anew
+            patches = self._patches[key] = _Patches(key[0], tuple(cassette.custom_patches))
+            token = patches.enter(cassette)
+            if token is None:  # pragma: no cover - a fresh build sees the attributes it was built on
+                raise RuntimeError("vcrpy's patchers could not be put in place")
+        try:
+            yield
+        finally:
+            patches.exit(token)
+
+
+_NON_CASSETTE_ARGUMENTS = ("path_transformer", "func_path_generator", "record_on_exception")
+
+
 @contextmanager
 def open_cassette(
     path: Path,
@@ -926,6 +1226,7 @@ def open_cassette(
     record_errors: bool = False,
     match_ignore: MatchIgnore | None = None,
     before_send: Callable[[Any], None] | None = None,
+    vcr_session: VcrSession | None = None,
 ) -> Iterator[CassetteSession]:
     """Activate a cassette for one (test, model); yields the session that tracks its use.
 
@@ -940,10 +1241,10 @@ def open_cassette(
     the command that records only missing samples; ``record_errors``: keep transient provider
     errors (429, 5xx) in the cassette instead of refusing to write it. ``match_ignore``: request
     parts matching leaves out (default: the volatile query parameters). ``before_send`` is
-    called with each request about to reach the network (a rate limit).
+    called with each request about to reach the network (a rate limit). ``vcr_session``: the
+    session's vcrpy set-up (see :class:`VcrSession`); without one, ``configure`` is called
+    with a VCR made for this cassette alone.
     """
-    from vcr import VCR
-
     if record_mode not in RECORD_MODES:
         raise ValueError(f"unknown record mode {record_mode!r}; use one of {', '.join(RECORD_MODES)}")
     session = CassetteSession(
@@ -959,22 +1260,11 @@ def open_cassette(
     for key in ("cassette_library_dir", "path_transformer", "func_path_generator", "path"):
         options.pop(key, None)
 
-    vcr_mode = "all" if record_mode == "rewrite" else record_mode  # both keep only the new recording
-    vcr = VCR(
-        record_mode=vcr_mode,
-        match_on=DEFAULT_MATCH_ON,
-        decode_compressed_response=True,
-        serializer="yaml",
-    )
-    vcr.register_matcher("modelmigrate_body", body_matcher)
-    vcr.register_matcher("modelmigrate_query", query_matcher)
+    vcrs = vcr_session if vcr_session is not None else VcrSession(configure)
     global _ignored
     _ignored = match_ignore or MatchIgnore()
     AtomicPersister.scrubber = scrubber
     AtomicPersister.parse_cache = parse_cache
-    vcr.register_persister(AtomicPersister)
-    if configure is not None:
-        configure(vcr)
 
     first = scrubber.request
     if aliases:
@@ -984,45 +1274,32 @@ def open_cassette(
     absent = _absent_patchers()
     if absent:
         options["skip_patchers"] = tuple(dict.fromkeys([*options.get("skip_patchers", ()), *absent]))
-    config = vcr.get_merged_config(path=os.fspath(path), **options)
-    cassette_class = _make_cassette_class(session, miss_hint, scrubber)
-    from vcr.cassette import CassetteContextDecorator
-
-    context = CassetteContextDecorator.from_args(cassette_class, **config)
+    # both keep only the new recording
+    options["record_mode"] = "all" if record_mode == "rewrite" else record_mode
+    config = vcrs.vcr.get_merged_config(path=os.fspath(path), **options)
+    transformer = config.get("path_transformer")
+    for name in _NON_CASSETTE_ARGUMENTS:
+        config.pop(name, None)
+    if transformer:
+        config["path"] = transformer(config["path"])
     with contextlib.ExitStack() as locked:
         if record_mode != "none":
             # another process recording this cassette: wait for it, then read what it wrote
             locked.enter_context(cassette_lock(path))
-        cassette = context.__enter__()
-        try:
-            yield session
-        except BaseException:
-            session.discard = True
-            cassette.dirty = False
-            _close(context)
-            raise
-        else:
+        cassette = _cassette_class()(session=session, miss_hint=miss_hint, scrubber=scrubber, **config)
+        cassette._load()
+        with vcrs.patched(cassette):
+            # the patches come off when the block ends, even when the save below raises (a
+            # refused key, a full disk): later requests must not reach a cassette not theirs
+            try:
+                yield session
+            except BaseException:
+                session.discard = True
+                cassette.dirty = False
+                raise
             if session.discard:
                 cassette.dirty = False
-            _close(context)
-
-
-def _close(context: Any) -> None:
-    """Leave vcrpy's cassette context: save, then take its patches off, even when the save fails.
-
-    vcrpy's ``__exit__`` saves first and removes its patches after; a save that raises (a refused
-    key, a full disk) would leave every HTTP library patched for the refused cassette until the
-    garbage collector closed the context, so later tests would record into, or replay from, a
-    cassette that is not theirs.
-    """
-    try:
-        context.__exit__(None, None, None)
-    except BaseException:
-        finish = getattr(context, "_CassetteContextDecorator__finish", None)
-        if finish is not None:
-            finish.close()  # the patchers' ExitStack unwinds at the generator's yield
-            context._CassetteContextDecorator__finish = None
-        raise
+            cassette._save()
 
 
 LOCK_TIMEOUT = 300.0  # seconds a recording waits for another process recording the same cassette

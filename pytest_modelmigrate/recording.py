@@ -97,6 +97,13 @@ class Recording:
         """The test's model calls so far (judge and embedding calls left out)."""
         if self.session is None:
             return []
+        view = self.session.view()
+        if view is not None:  # a sample drawn in a thread of its own (--record-concurrency): its calls
+            from .providers.parse import parse_interaction
+
+            source = str(self.session.path)
+            drawn = (parse_interaction(r._to_dict(), response, source=source) for r, response in view)
+            return [c for c in drawn if self._is_generation(c, self.spec.name)]
         calls = (self.parsed_call(i) for i in range(len(self.session.used)))
         return [c for c in calls if self._is_generation(c, self.spec.name)]
 

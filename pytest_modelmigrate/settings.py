@@ -501,6 +501,17 @@ SETTINGS: tuple[Setting, ...] = (
         convert=_lines,
     ),
     _s(
+        "record_concurrency",
+        "While recording: how many samples of one (test, model) are drawn at once, each in its own "
+        "thread (default 1: one after the other); the samples are then checked in order from what "
+        "was drawn, as a replay checks them",
+        flag="--record-concurrency",
+        ini="modelmigrate_record_concurrency",
+        metavar="N",
+        default=1,
+        convert=positive_int,
+    ),
+    _s(
         "cassette_dir",
         "Folder for per-model cassettes, relative to each test module's folder (default: cassettes)",
         ini="modelmigrate_cassette_dir",
@@ -640,6 +651,7 @@ class Settings:
     allow_network: bool = False
     allowed_hosts: tuple[str, ...] = ()
     record_rpm: Mapping[str, float] = field(default_factory=dict)
+    record_concurrency: int = 1
     cassette_dir: str = "cassettes"
     parse_cache: bool = True
     secret_env: tuple[str, ...] = ()
@@ -803,6 +815,7 @@ def resolve(
         allow_network=values["allow_network"],
         allowed_hosts=values["allowed_hosts"],
         record_rpm=_record_rpm(values["record_rpm"]),
+        record_concurrency=values["record_concurrency"],
         cassette_dir=str(values["cassette_dir"]).strip() or "cassettes",
         parse_cache=values["parse_cache"],
         secret_env=values["secret_env"],

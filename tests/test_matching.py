@@ -231,3 +231,19 @@ def test_recording_waits_for_the_rpm_limit(pytester: pytest.Pytester, start_emul
     assert [keys[-1] for keys in seen["asked"]] == ["openai"] * 3
     pytester.runpytest("--models=emu-a").assert_outcomes(passed=1)  # replay: nothing is sent
     assert json.loads((pytester.path / "waited.json").read_text())["asked"] == []
+
+
+def test_a_body_kept_as_json_data_matches_the_same_json_sent_as_bytes() -> None:
+    """vcrpy's aiohttp stub keeps a ``json=`` argument as the dict it was given, and YAML gives it
+    back with its keys sorted: it must match whatever key order it is sent in, and bytes too."""
+    from types import SimpleNamespace
+
+    from pytest_modelmigrate import cassettes
+
+    sent = SimpleNamespace(body={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    loaded = SimpleNamespace(body={"messages": [{"content": "hi", "role": "user"}], "model": "m"})
+    raw = SimpleNamespace(body=json.dumps(sent.body).encode())
+    cassettes.body_matcher(sent, loaded)
+    cassettes.body_matcher(raw, loaded)
+    with pytest.raises(AssertionError):
+        cassettes.body_matcher(sent, SimpleNamespace(body={"model": "other", "messages": []}))

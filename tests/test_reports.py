@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html.parser
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -484,3 +485,35 @@ def test_the_forest_plot_draws_at_most_its_limit_of_rows() -> None:
     )
     assert "group-064" in doc.split('<figure class="forest">')[1].split("</figure>")[0]  # the worst kept
     assert "group-000" not in doc.split('<figure class="forest">')[1].split("</figure>")[0]
+
+
+def test_the_run_file_is_the_run_a_section_item_a_line(tmp_path: Path) -> None:
+    """``write_json`` lays out the run's keys and each section's items a line, each line
+    encoded whole; what it writes reads back as exactly the run, odd values included."""
+    from pytest_modelmigrate.reports.run import write_json
+
+    run = {
+        "schema_version": 1,
+        "outcomes": [{"nodeid": "t.py::a[m]", "checks": [{"name": "x", "passed": True}]}, {"nodeid": "b"}],
+        "matrix": {"rows": [], "empty": {}},
+        "shard": {"index": 1, "count": 2, "nodeids": ["t.py::a[m]", "t.py::b[m]"]},
+        "odd": {
+            1: "int key",
+            2.5: "float key",
+            None: "none key",
+            False: "bool key",
+            "nan": float("nan"),
+            "u": "é\u2028",
+        },
+    }
+    path = tmp_path / "run.json"
+    write_json(path, run)
+    text = path.read_text(encoding="utf-8")
+    back = json.loads(text)
+    expected = json.loads(json.dumps(run))  # what json itself makes of the odd keys and NaN
+    assert json.dumps(back, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    lines = text.splitlines()
+    assert '    {"nodeid": "t.py::a[m]", "checks": [{"name": "x", "passed": true}]},' in lines
+    assert '      "t.py::b[m]"' in lines  # a list of names stays one a line at any depth
+    assert '    "empty": {}' in lines and '    "rows": [],' in lines
+    assert text.endswith("}\n")

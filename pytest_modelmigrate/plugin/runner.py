@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import shlex
 from pathlib import Path
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Callable, Generator, Iterator
 
+    from ..cassettes import VcrSession
     from ..plan import RecordingPlan
     from ..ratelimit import RateLimiter
     from ..scrub import Scrubber
@@ -52,6 +52,9 @@ def _record_command(nodeid: str, spec: ModelSpec, mode: str, samples: str | None
 
 
 def _relative(path: Path, root: Path | os.PathLike[str]) -> str:
+    text, prefix = str(path), str(root).rstrip("/\\")
+    if text.startswith(prefix) and text[len(prefix) : len(prefix) + 1] in ("/", "\\"):
+        return Path(text[len(prefix) + 1 :]).as_posix()  # what relative_to gives, without its cost
     try:
         return Path(path).relative_to(Path(root)).as_posix()
     except ValueError:
@@ -203,6 +206,9 @@ class Runner:
         self.budget_exhausted = False
         # "host:port" an emulator of this process listens on -> the fixed one it is recorded as
         self.port_aliases: dict[str, str] = {}
+        self._vcr: VcrSession | None = None
+        self._cassette_paths: dict[tuple[str, str, str], Path] = {}
+        self._vcr_configs: dict[tuple[int, str, int], tuple[Any, Any]] = {}
 
     @functools.cached_property
     def scrubber(self) -> Scrubber:
@@ -251,10 +257,15 @@ class Runner:
         return folder
 
     def _cassette_path(self, item: pytest.Item, test: str, spec: ModelSpec) -> Path:
-        from ..cassettes import cassette_path
+        key = (str(item.path), test, spec.id)
+        path = self._cassette_paths.get(key)
+        if path is None:  # asked at collection (shared cassettes, adaptive plan), then per test
+            from ..cassettes import cassette_path
 
-        name = test.split("::", 1)[1] if "::" in test else test
-        return cassette_path(Path(str(item.path)), name, spec.id, folder=self.settings.cassette_dir)
+            name = test.split("::", 1)[1] if "::" in test else test
+            path = cassette_path(Path(key[0]), name, spec.id, folder=self.settings.cassette_dir)
+            self._cassette_paths[key] = path
+        return path
 
     def cassette_path_of(self, item: pytest.Item, spec: ModelSpec) -> Path:
         """Where the (test, model)'s cassette lives (a dataset example keeps its own)."""
@@ -427,11 +438,65 @@ class Runner:
     def _user_vcr_config(self, request: pytest.FixtureRequest, item: pytest.Item) -> dict[str, Any]:
         """pytest-recording's ``vcr_config`` fixture, then ``@pytest.mark.vcr`` kwargs (closest wins)."""
         config: dict[str, Any] = {}
-        with contextlib.suppress(pytest.FixtureLookupError):
-            config.update(request.getfixturevalue("vcr_config") or {})
+        config.update(self._vcr_config_fixture(request, item) or {})
         for mark in reversed(list(item.iter_markers("vcr"))):
             config.update(mark.kwargs)
         return config
+
+    def _vcr_config_fixture(self, request: pytest.FixtureRequest, item: pytest.Item) -> Any:
+        """The value of the ``vcr_config`` fixture that applies to ``item`` (None: there is none).
+
+        Asking pytest for it costs more than the rest of opening a cassette with no request, so
+        pytest-recording's own (function-scoped, always ``{}``) is not asked for, and the value
+        of a session, module or class-scoped one is kept for the items of its scope: pytest would
+        give them that very value. Any other is asked for each item, as pytest-recording does.
+        """
+        try:
+            definitions = request._fixturemanager.getfixturedefs("vcr_config", item)
+        except (AttributeError, TypeError):  # another pytest's private API: ask pytest for it
+            definition, scope = None, "function"
+        else:
+            if not definitions:
+                return None  # no such fixture: asking would raise (and format) a FixtureLookupError
+            definition = definitions[-1]  # the closest one overrides the others
+            function = getattr(definition, "func", None)
+            if getattr(function, "__module__", "") == "pytest_recording.plugin":
+                return None  # pytest-recording's own default: an empty dict, for every test
+            scope = str(getattr(definition, "scope", "function"))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "vcr_config" in callspec.params:
+            scope = "function"  # parametrized: one value per parameter
+        owners = {
+            "session": None,
+            "module": getattr(item, "module", None),
+            "class": getattr(item, "cls", None),
+        }
+        owner = owners.get(scope)
+        key = (id(definition), scope, id(owner)) if scope in owners and definition is not None else None
+        if key is not None and key in self._vcr_configs:
+            return self._vcr_configs[key][1]
+        try:
+            value = request.getfixturevalue("vcr_config")
+        except pytest.FixtureLookupError:
+            return None
+        if key is not None:
+            self._vcr_configs[key] = (owner, value)  # the owner kept alive: its id stays its own
+        return value
+
+    def _vcr_session(self) -> VcrSession:
+        """vcrpy set up once for the session: pytest-recording's ``pytest_recording_configure``
+        hook is called once, with the one VCR every cassette is opened from."""
+        if self._vcr is None:
+            from ..cassettes import VcrSession
+
+            hook = getattr(self.config.hook, "pytest_recording_configure", None)
+
+            def configure(vcr: Any) -> None:
+                if hook is not None:
+                    hook(config=self.config, vcr=vcr)
+
+            self._vcr = VcrSession(configure)
+        return self._vcr
 
     def _with_cassette(
         self, request: pytest.FixtureRequest, item: pytest.Item, recording: Recording, path: Path
@@ -450,12 +515,6 @@ class Runner:
             item.nodeid, recording.spec, "rewrite" if recording.had_cassette else "once", sampled
         )
         topup = _record_command(item.nodeid, recording.spec, "new_episodes", sampled or "1")
-        hook = getattr(self.config.hook, "pytest_recording_configure", None)
-
-        def configure(vcr: Any) -> None:
-            if hook is not None:
-                hook(config=self.config, vcr=vcr)
-
         problem = ""
         try:
             with open_cassette(
@@ -464,7 +523,7 @@ class Runner:
                 scrubber=self.scrubber,
                 user_config=self._user_vcr_config(request, item),
                 miss_hint=hint,
-                configure=configure,
+                vcr_session=self._vcr_session(),
                 parse_cache=self.parse_cache,
                 aliases=self.port_aliases,
                 samples=recording.samples,
@@ -565,6 +624,7 @@ class Runner:
         names = [n for n in inspect.signature(function).parameters if n in pyfuncitem.funcargs]
         kwargs = {name: pyfuncitem.funcargs[name] for name in names}
         problems: list[str] = []
+        self._draw_concurrently(pyfuncitem, function, kwargs, recording)
         recording.sample_starts.clear()
         for index in range(recording.samples):
             if self._budget_spent(index):
@@ -587,6 +647,70 @@ class Runner:
                 pytrace=False,
             )
         return True
+
+    # fixtures whose state counts the assertions of a test (syrupy numbers each snapshot)
+    _ORDERED_FIXTURES = frozenset({"snapshot", "snapshot_model"})
+
+    def _samples_to_draw(self, item: pytest.Function, recording: Recording) -> list[int]:
+        """The samples ``--record-concurrency`` draws at once before they run (none: in order).
+
+        Only while recording samples that are new to the cassette; not under a call or dollar
+        budget (checked before each sample), not for a rollback row (its fixture counts the
+        calls), nor with syrupy's snapshot fixtures (they number each assertion).
+        """
+        settings, session = self.settings, recording.session
+        if settings.record_concurrency < 2 or recording.samples < 2 or session is None:
+            return []
+        mode = session.record_mode
+        if mode == "none" or (mode == "once" and recording.had_cassette):
+            return []  # replays (once over an existing cassette records nothing)
+        if settings.max_calls is not None or settings.budget_usd is not None or recording.rollback:
+            return []
+        if self._ORDERED_FIXTURES & set(item.funcargs):
+            return []
+        first = 0 if mode in ("all", "rewrite") else len(session.episodes)
+        return list(range(first, recording.samples))
+
+    def _draw_concurrently(
+        self,
+        item: pytest.Function,
+        function: Callable[..., Any],
+        kwargs: dict[str, Any],
+        recording: Recording,
+    ) -> None:
+        """Draw the new samples at once, at most ``--record-concurrency`` at a time, each in a
+        thread of its own recording into its sample's episode. Nothing of a draw is judged: each
+        sample then runs in order and plays what was drawn for it (a call it makes that was not
+        drawn is recorded then), so the outcomes are those a replay of the cassette gives."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        indexes = self._samples_to_draw(item, recording)
+        session = recording.session
+        if len(indexes) < 2 or session is None:
+            return
+        collector = recording.collector
+        kept = len(collector.results) if collector is not None else 0
+
+        def draw(index: int) -> None:
+            with session.draw(index):
+                try:
+                    function(**kwargs)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:  # noqa: BLE001 - met again (pytest.fail too) when the sample runs
+                    pass
+
+        session.drawing = True
+        try:
+            with ThreadPoolExecutor(
+                max_workers=min(self.settings.record_concurrency, len(indexes)),
+                thread_name_prefix="modelmigrate-draw",
+            ) as pool:
+                list(pool.map(draw, indexes))
+        finally:
+            session.end_draws()
+            if collector is not None:
+                del collector.results[kept:]  # checks run by the draws
 
     @staticmethod
     def _run_sample(function: Callable[..., Any], kwargs: dict[str, Any], recording: Recording) -> str | None:

@@ -225,12 +225,12 @@ class MigrationSession:
         """Two tests writing one cassette would overwrite each other's recording: refuse to start."""
         if self.settings.record_mode == RECORD_MODE_DISABLED:
             return
-        owner: dict[Path, str] = {}
+        owner: dict[str, str] = {}
         for item in items:
             spec = model_param(item)
             if spec is None:
                 continue
-            path = Path(os.path.normpath(self.runner.cassette_path_of(item, spec)))
+            path = os.path.normpath(self.runner.cassette_path_of(item, spec))
             other = owner.setdefault(path, item.nodeid)
             if other != item.nodeid:
                 raise pytest.UsageError(
