@@ -1,6 +1,7 @@
-"""Recording speed of pytest-modelmigrate: serial against pytest-xdist ``-n N``.
+"""Recording speed of pytest-modelmigrate: serial, pytest-xdist ``-n N``, ``--record-concurrency=C``.
 
-    python benchmarks/record_bench.py [--tests T] [--samples S] [--repeats R] [--latency-ms MS] [--workers N]
+    python benchmarks/record_bench.py [--tests T] [--samples S] [--repeats R] [--latency-ms MS]
+                                      [--workers N] [--concurrency C]
 
 Builds, in a temp dir, a project of ``T`` test functions, each marked ``@pytest.mark.samples(S)``
 and making one real ``openai`` SDK call per sample through the plugin's ``modelmigrate_emulator``
@@ -12,27 +13,32 @@ with a fixed port of its own (ini ``modelmigrate_emulator_port``), as a
 
 * (a) serially: one process, one emulator on the fixed port;
 * (b) with ``-n N``: each xdist worker starts its own emulator on a free port, and its requests
-  are recorded as if sent to the fixed port.
+  are recorded as if sent to the fixed port;
+* (c) with ``--record-concurrency=C``: one process, the new samples of each (test, model) drawn
+  at once in up to ``C`` threads, then checked one after the other from what was drawn;
+* (d) with both, ``-n N --record-concurrency=C``.
 
 After every run the cassettes are checked: one per (test, model), ``S`` interactions each, every
-request to ``127.0.0.1:<fixed port>``; after every (b) run, nothing may listen on the fixed port
-and a ``--block-network`` replay without ``-n`` must pass. Any failure stops the benchmark with
+request to ``127.0.0.1:<fixed port>``, its metadata listing ``S`` episodes of 1 interaction (one
+per sample); after every (b), (c) and (d) run, nothing may listen on the fixed port and a
+``--block-network`` replay without ``-n`` must pass (its wall and CPU are reported too: about
+what the serial pass that follows the draws of (c) costs). Any failure stops the benchmark with
 the run's output (its project is left on disk).
 
 Wall time is measured around the subprocess, CPU time as the change of
 ``resource.getrusage(RUSAGE_CHILDREN)`` (user + sys) across it: the pytest process and every
 process it waited for (the xdist workers, their emulator threads). Repeats are interleaved
-(a, b, a, b, ...), medians are reported, and the ratios serial / ``-n N`` are medians of
-per-repeat ratios. The theoretical serial floor is calls × latency (the emulator's sleeps alone).
-
-Only process-level parallelism is measured: the samples of one test are drawn one after the
-other (in-test concurrency of samples is not implemented).
+(a, b, c, d, a, b, ...), medians are reported, and the ratios serial / other mode are medians of
+per-repeat ratios. The theoretical floor of a mode is the emulator's sleeps on its critical path:
+``ceil(items / processes) × ceil(S / threads) × latency``, which is calls × latency / parallelism
+when the divisions are exact (serial: calls × latency).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import platform
 import re
@@ -57,9 +63,11 @@ if TYPE_CHECKING:
 
 MODELS = ("emu-a", "emu-b")
 MODULE = "test_calls"
-MODES = ("serial", "parallel")
+MODES = ("serial", "parallel", "concurrent", "both")
+LETTERS = {"serial": "a", "parallel": "b", "concurrent": "c", "both": "d"}
 BASE_ARGS = ("--record-mode=once", "-p", "no:randomly", "-q")
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+METADATA_KEY = "modelmigrate"  # where the plugin keeps a cassette's episodes (and outcomes)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class Config:
     repeats: int = 2
     latency_ms: float = 200.0
     workers: int = 4
+    concurrency: int = 10
 
     @property
     def items(self) -> int:
@@ -84,11 +93,34 @@ class Config:
         """Seconds the emulator sleeps in one run: the serial floor."""
         return self.calls * self.latency_ms / 1000.0
 
+    def processes(self, mode: str) -> int:
+        """xdist workers of the mode (1: no ``-n``)."""
+        return self.workers if mode in ("parallel", "both") else 1
+
+    def threads(self, mode: str) -> int:
+        """Samples of one (test, model) drawn at once (1: one after the other)."""
+        return min(self.concurrency, self.samples) if mode in ("concurrent", "both") else 1
+
+    def mode_floor(self, mode: str) -> float:
+        """The emulator's sleeps on the critical path of one run of ``mode``, in seconds."""
+        rounds = math.ceil(self.items / self.processes(mode)) * math.ceil(self.samples / self.threads(mode))
+        return rounds * self.latency_ms / 1000.0
+
     def label(self, mode: str) -> str:
-        return "(a) serial" if mode == "serial" else f"(b) `-n {self.workers}`"
+        flags = []
+        if mode in ("parallel", "both"):
+            flags.append(f"-n {self.workers}")
+        if mode in ("concurrent", "both"):
+            flags.append(f"--record-concurrency={self.concurrency}")
+        return f"({LETTERS[mode]}) " + (f"`{' '.join(flags)}`" if flags else "serial")
 
     def args(self, mode: str) -> list[str]:
-        return [*BASE_ARGS] if mode == "serial" else [*BASE_ARGS, "-n", str(self.workers)]
+        args = [*BASE_ARGS]
+        if mode in ("parallel", "both"):
+            args += ["-n", str(self.workers)]
+        if mode in ("concurrent", "both"):
+            args.append(f"--record-concurrency={self.concurrency}")
+        return args
 
 
 class BenchmarkError(RuntimeError):
@@ -188,6 +220,7 @@ class RunResult:
     returncode: int
     output: str
     counts: dict[str, int] = field(default_factory=dict)
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)  # load average when the run ended
 
     @property
     def cpu(self) -> float:
@@ -248,14 +281,16 @@ def run_pytest(directory: Path, args: Sequence[str], env: dict[str, str]) -> Run
         returncode=proc.returncode,
         output=output,
         counts=summary_counts(output),
+        load=os.getloadavg(),
     )
 
 
 # -- checks --------------------------------------------------------------------------------------
 
 
-def check_cassettes(project: Project, cfg: Config) -> int:
-    """Every (test, model) has its cassette, of ``samples`` interactions, all to the fixed port.
+def check_cassettes(project: Project, cfg: Config, *, episodes: bool = True) -> int:
+    """Every (test, model) has its cassette, of ``samples`` interactions, all to the fixed port,
+    and (``episodes``) its metadata lists ``samples`` episodes of 1 interaction, one per sample.
 
     Returns the number of interactions checked; raises ``BenchmarkError`` listing what is wrong.
     """
@@ -277,6 +312,13 @@ def check_cassettes(project: Project, cfg: Config) -> int:
         hosts = {urlsplit(str(i.get("request", {}).get("uri", ""))).netloc for i in interactions}
         if hosts - {fixed}:
             problems.append(f"{path}: requests to {sorted(hosts - {fixed})}, expected only {fixed}")
+        if episodes:
+            meta = ((data or {}).get("metadata") or {}).get(METADATA_KEY) or {}
+            listed = meta.get("episodes") if isinstance(meta, dict) else None
+            if listed != [1] * cfg.samples:
+                problems.append(
+                    f"{path}: metadata lists episodes {listed!r}, expected {cfg.samples} of 1 interaction"
+                )
         checked += len(interactions)
     if problems:
         raise BenchmarkError(
@@ -318,6 +360,7 @@ class Measurements:
     load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
     interactions_checked: int = 0
     replays_checked: int = 0
+    replays: dict[str, list[RunResult]] = field(default_factory=dict)  # the offline replay checks
 
     def median(self, mode: str, pick: Callable[[RunResult], float]) -> float:
         return statistics.median(pick(r) for r in self.samples[mode])
@@ -358,14 +401,14 @@ def measure(
             result = run_pytest(project.path, cfg.args(mode), env)
             check_run(mode, result, project, cfg)
             m.interactions_checked += check_cassettes(project, cfg)
-            if mode == "parallel":
-                check_replay(project, cfg, env)
+            if mode != "serial":
+                m.replays.setdefault(mode, []).append(check_replay(project, cfg, env))
                 m.replays_checked += 1
             m.samples.setdefault(mode, []).append(result)
             log(
-                f"  [{rep + 1}/{cfg.repeats}] {cfg.label(mode):<14} {result.wall:7.2f}s wall, "
+                f"  [{rep + 1}/{cfg.repeats}] {cfg.label(mode):<36} {result.wall:7.2f}s wall, "
                 f"{result.cpu:7.2f}s CPU (user {result.user:.2f}, sys {result.sys:.2f}), "
-                f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+                f"load {' '.join(f'{x:.2f}' for x in result.load)}"
             )
             shutil.rmtree(project.path)
     m.load_end = os.getloadavg()
@@ -402,7 +445,7 @@ def _load(values: tuple[float, float, float]) -> str:
 
 def render(m: Measurements) -> str:
     cfg = m.cfg
-    a, b = cfg.label("serial"), cfg.label("parallel")
+    a = cfg.label("serial")
 
     def wall(r: RunResult) -> float:
         return r.wall
@@ -415,37 +458,57 @@ def render(m: Measurements) -> str:
         f"per run, emulator latency {cfg.latency_ms:g} ms (time scale 1), recorded from empty with "
         f"`pytest {' '.join(BASE_ARGS)}`; medians of {cfg.repeats} interleaved repeats.",
         "",
-        "| run | wall (s) | CPU user+sys (s) | user (s) | sys (s) | CPU / wall |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| run | wall (s) | CPU user+sys (s) | user (s) | sys (s) | CPU / wall | floor (s) "
+        "| wall / floor | load 1 min at end |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for mode in MODES:
-        w, c = m.median(mode, wall), m.median(mode, cpu)
+        w, c, floor = m.median(mode, wall), m.median(mode, cpu), cfg.mode_floor(mode)
         lines.append(
             f"| {cfg.label(mode)} | {w:.2f} | {c:.2f} | {m.median(mode, lambda r: r.user):.2f} "
-            f"| {m.median(mode, lambda r: r.sys):.2f} | {m.median(mode, lambda r: r.cpu / r.wall):.2f} |"
+            f"| {m.median(mode, lambda r: r.sys):.2f} | {m.median(mode, lambda r: r.cpu / r.wall):.2f} "
+            f"| {floor:.2f} | {w / floor if floor > 0 else math.nan:.2f} "
+            f"| {m.median(mode, lambda r: r.load[0]):.2f} |"
         )
-    floor = cfg.floor
-    lines += [
-        "",
-        "| ratio (median of per-repeat ratios) | value |",
-        "|---|---:|",
-        f"| wall, {a} / {b} | {m.ratio('serial', 'parallel', wall):.2f} |",
-        f"| CPU, {a} / {b} | {m.ratio('serial', 'parallel', cpu):.2f} |",
-    ]
-    if floor > 0:
+    lines += ["", "| ratio (median of per-repeat ratios) | wall | CPU |", "|---|---:|---:|"]
+    for mode in MODES[1:]:
+        lines.append(
+            f"| {a} / {cfg.label(mode)} | {m.ratio('serial', mode, wall):.2f} "
+            f"| {m.ratio('serial', mode, cpu):.2f} |"
+        )
+    if m.replays:
         lines += [
-            f"| wall, {a} / serial floor | {m.median('serial', wall) / floor:.2f} |",
-            f"| wall, {b} / ideal floor (serial floor / {cfg.workers}) | "
-            f"{m.median('parallel', wall) / (floor / cfg.workers):.2f} |",
+            "",
+            "| `--block-network` replay of the run's cassettes, no -n (checked, untimed above) "
+            "| wall (s) | CPU user+sys (s) |",
+            "|---|---:|---:|",
         ]
+        for mode, results in m.replays.items():
+            lines.append(
+                f"| {cfg.label(mode)} | {statistics.median(r.wall for r in results):.2f} "
+                f"| {statistics.median(r.cpu for r in results):.2f} |"
+            )
+    lines += ["", "Theoretical floors (the emulator's sleeps on a run's critical path):"]
+    for mode in MODES:
+        processes, threads = cfg.processes(mode), cfg.threads(mode)
+        lines.append(
+            f"* {cfg.label(mode)}: ceil({cfg.items} items / {processes} process(es)) × "
+            f"ceil({cfg.samples} samples / {threads} thread(s)) × {cfg.latency_ms:g} ms = "
+            f"{cfg.mode_floor(mode):.2f} s (calls × latency / {processes * threads} = "
+            f"{cfg.floor / (processes * threads):.2f} s)"
+        )
     lines += [
         "",
-        f"Theoretical serial floor: {cfg.calls} calls × {cfg.latency_ms:g} ms = {floor:.2f} s "
-        f"(the emulator's sleeps alone); with {cfg.workers} workers at best {floor / cfg.workers:.2f} s.",
-        f"Checks: {m.interactions_checked} recorded interactions, every one to the fixed port; "
-        f"{m.replays_checked} `--block-network` replay(s) of the `-n {cfg.workers}` cassettes "
-        "without -n passed.",
-        f"Load average (1 / 5 / 15 min): start {_load(m.load_start)}, end {_load(m.load_end)}.",
+        f"Checks: {m.interactions_checked} recorded interactions, every one to the fixed port, "
+        f"every cassette's metadata listing {cfg.samples} episodes of 1 interaction; "
+        f"{m.replays_checked} `--block-network` replay(s) without -n of the cassettes of "
+        f"{', '.join(LETTERS[mode] for mode in MODES[1:])} passed.",
+        f"Load average (1 / 5 / 15 min): start {_load(m.load_start)}, end {_load(m.load_end)}; "
+        "after each run: "
+        + "; ".join(
+            f"{cfg.label(mode)} {', '.join(f'{r.load[0]:.2f}' for r in m.samples[mode])}" for mode in MODES
+        )
+        + ".",
         "",
         "Machine: " + "; ".join(f"{k} {v}" for k, v in machine().items()),
         "",
@@ -462,15 +525,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--latency-ms", type=float, default=200.0, help="Emulator latency of every call (default 200)"
     )
     parser.add_argument(
-        "--workers", type=int, default=4, help="xdist workers of the parallel run (default 4)"
+        "--workers", type=int, default=4, help="xdist workers of the -n runs, (b) and (d) (default 4)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=10,
+        help="--record-concurrency of the in-test concurrent runs, (c) and (d) (default 10)",
     )
     args = parser.parse_args(argv)
-    for name in ("tests", "samples", "repeats", "workers"):
+    for name in ("tests", "samples", "repeats", "workers", "concurrency"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     if args.latency_ms < 0:
         parser.error("--latency-ms must not be negative")
-    cfg = Config(args.tests, args.samples, args.repeats, args.latency_ms, args.workers)
+    cfg = Config(args.tests, args.samples, args.repeats, args.latency_ms, args.workers, args.concurrency)
     print(f"load average at start: {_load(os.getloadavg())}")
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="modelmigrate-record-bench-"))

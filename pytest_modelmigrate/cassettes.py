@@ -1033,7 +1033,10 @@ class _ActiveCassette:
     def __getattr__(self, name: str) -> Any:
         current = self.__dict__.get("current")
         if current is None:
-            raise AttributeError(f"no cassette is open (asked for {name!r})")
+            raise AttributeError(
+                f"no cassette is open (vcrpy asked for {name!r}): an HTTP connection opened inside "
+                "a (test, model) was used after the test ended; open the client inside the test"
+            )
         return getattr(current, name)
 
 
@@ -1077,7 +1080,6 @@ class _Patches:
             else:
                 self.steps.append(patcher)  # a ConnectionRemover (or anything else): a context manager
         self.seen: list[Any] | None = None  # what each patched attribute held when first entered
-        self.saved: list[list[tuple[Any, str, bool, Any]]] = []  # one list per open cassette
 
     def enter(self, cassette: Any) -> Any | None:
         """Put the patches in place for ``cassette``; returns what to give :meth:`exit`, or

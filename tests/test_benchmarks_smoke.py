@@ -193,33 +193,76 @@ def test_measure_and_report(suite: Any) -> None:
     assert "nproc" in text
 
 
-# -- record_bench: recording serially and under xdist ---------------------------------------------
+# -- record_bench: recording serially, under xdist, with in-test concurrency ----------------------
 
-RECORD_TINY = recb.Config(tests=1, samples=2, repeats=1, latency_ms=10, workers=2)  # 1 item per worker
+# 1 item per worker; 2 samples drawn at once under --record-concurrency=2
+RECORD_TINY = recb.Config(tests=1, samples=2, repeats=1, latency_ms=10, workers=2, concurrency=2)
 
 
-def test_record_bench_serial_and_xdist(tmp_path: Path) -> None:
-    """Both modes record every cassette with the fixed port; the -n cassettes replay offline."""
+def test_record_bench_serial_xdist_and_concurrency(tmp_path: Path) -> None:
+    """Every mode records every cassette with the fixed port and one episode per sample; the
+    cassettes of -n, --record-concurrency and both replay offline."""
     cfg = RECORD_TINY
     m = recb.measure(cfg, tmp_path, log=lambda _: None, warm=False)
+    assert set(m.samples) == {"serial", "parallel", "concurrent", "both"}
     for mode in recb.MODES:
         [result] = m.samples[mode]
         assert result.counts == {"passed": cfg.items}, result.output[-3000:]
         assert result.wall > 0
         assert result.cpu > 0
+    assert cfg.args("concurrent")[-1] == "--record-concurrency=2"
+    assert "-n" not in cfg.args("concurrent")
+    assert cfg.args("both")[-3:] == ["-n", "2", "--record-concurrency=2"]
     # the workers' CPU is counted, not only the controller's (which runs no test): not "more than
     # serial", which a loaded machine turns into a coin toss (seen 6.3 s under -n 2 vs 6.6 s serial)
     assert m.samples["parallel"][0].cpu > 0.5 * m.samples["serial"][0].cpu
     assert m.interactions_checked == len(recb.MODES) * cfg.calls
-    assert m.replays_checked == 1
+    assert m.replays_checked == 3  # (b), (c) and (d)
+    assert set(m.replays) == {"parallel", "concurrent", "both"}
+    assert all(r.counts == {"passed": cfg.items} for [r] in m.replays.values())
     text = recb.render(m)
     assert "| (a) serial |" in text
     assert "| (b) `-n 2` |" in text
-    assert "| wall, (a) serial / (b) `-n 2` |" in text
-    assert "| CPU, (a) serial / (b) `-n 2` |" in text
-    assert "Theoretical serial floor: 4 calls × 10 ms = 0.04 s" in text
+    assert "| (c) `--record-concurrency=2` |" in text
+    assert "| (d) `-n 2 --record-concurrency=2` |" in text
+    assert "| (a) serial / (b) `-n 2` |" in text
+    assert "| (a) serial / (c) `--record-concurrency=2` |" in text
+    assert "| `--block-network` replay of the run's cassettes, no -n" in text
+    assert (
+        "* (a) serial: ceil(2 items / 1 process(es)) × ceil(2 samples / 1 thread(s)) × 10 ms = 0.04 s" in text
+    )
+    assert (
+        "* (c) `--record-concurrency=2`: ceil(2 items / 1 process(es)) × ceil(2 samples / 2 thread(s))"
+        in text
+    )
+    assert "metadata listing 2 episodes of 1 interaction; 3 `--block-network` replay(s)" in text
     assert "Load average (1 / 5 / 15 min): start " in text
     assert "nproc" in text
+
+
+def test_record_bench_floors() -> None:
+    cfg = recb.Config(tests=5, samples=10, latency_ms=200, workers=4, concurrency=4)
+    assert cfg.mode_floor("serial") == pytest.approx(cfg.floor) == pytest.approx(20.0)  # 100 calls
+    assert cfg.mode_floor("parallel") == pytest.approx(3 * 10 * 0.2)  # 10 items on 4 workers: 3 rounds
+    assert cfg.mode_floor("concurrent") == pytest.approx(10 * 3 * 0.2)  # 10 samples, 4 at a time
+    assert cfg.mode_floor("both") == pytest.approx(3 * 3 * 0.2)
+
+
+def test_record_bench_check_flags_wrong_episodes(tmp_path: Path) -> None:
+    """A cassette whose metadata does not list one episode of 1 interaction per sample stops it."""
+    cfg = recb.Config(tests=1, samples=2)
+    project = recb.Project(tmp_path, 8765)
+    request = "- request: {uri: 'http://127.0.0.1:8765/v1/chat/completions'}\n"
+    for name, episodes in zip(recb.MODELS, ("[1, 1]", "[2]"), strict=True):
+        path = tmp_path / "cassettes" / recb.MODULE / name / "test_0.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(f"interactions:\n{request * 2}metadata: {{modelmigrate: {{episodes: {episodes}}}}}\n")
+    with pytest.raises(
+        recb.BenchmarkError, match=r"emu-b/test_0\.yaml: metadata lists episodes \[2\]"
+    ) as info:
+        recb.check_cassettes(project, cfg)
+    assert "emu-a" not in str(info.value)
+    assert recb.check_cassettes(project, cfg, episodes=False) == 4
 
 
 def test_record_bench_check_fails_on_a_workers_port(tmp_path: Path) -> None:
