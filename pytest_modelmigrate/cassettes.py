@@ -78,10 +78,16 @@ def cassette_path(
     serializer: str = "yaml",
 ) -> Path:
     """``<folder>/<module>/<model>/<test>.yaml``; a relative folder sits beside the test module."""
+    name = cassette_file_name(test_name, "." + serializer)
+    return cassette_folder(test_file, model_id, folder=folder) / name
+
+
+def cassette_folder(test_file: Path, model_id: str, *, folder: str | os.PathLike[str] = "cassettes") -> Path:
+    """``<folder>/<module>/<model>``: where the cassettes of one test module and model live."""
     base = Path(folder)
     if not base.is_absolute():
         base = test_file.parent / base
-    return base / test_file.stem / model_id / cassette_file_name(test_name, "." + serializer)
+    return base / test_file.stem / model_id
 
 
 # -- matching --------------------------------------------------------------------------------

@@ -214,18 +214,22 @@ class OutcomeLog:
         outcome.test = _intern(str(record.get("test", outcome.test)))
         outcome.model = _intern(str(record.get("model", outcome.model)))
         outcome.group = _intern(str(record.get("group", outcome.group)))
-        outcome.samples = _shared(list(record.get("samples", outcome.samples)))
-        outcome.checks = _shared(list(record.get("checks", outcome.checks)))
-        outcome.calls = _shared(list(record.get("calls", outcome.calls)))
+        # only the teardown's record carries samples, checks and calls (see Runner._publish)
+        if "samples" in record:
+            outcome.samples = _shared(list(record["samples"]))
+        if "checks" in record:
+            outcome.checks = _shared(list(record["checks"]))
+        if "calls" in record:
+            outcome.calls = _shared(list(record["calls"]))
         outcome.cassette = record.get("cassette", outcome.cassette)
-        known = {"test", "model", "group", "samples", "checks", "calls", "cassette", "v"}
-        outcome.extra.update({k: v for k, v in record.items() if k not in known})
+        outcome.extra.update({k: v for k, v in record.items() if k not in _RECORD_FIELDS})
 
     def outcomes(self) -> list[Outcome]:
         last = len(self._order)
         return sorted(self._outcomes.values(), key=lambda o: (self._order.get(o.nodeid, last), o.nodeid))
 
 
+_RECORD_FIELDS = frozenset({"test", "model", "group", "samples", "checks", "calls", "cassette", "v"})
 _SEVERITY = {MISSING: 6, FAILED: 5, ERROR: 4, XPASSED: 3, PASSED: 2, XFAILED: 1, SKIPPED: 0}
 _SHORT = 64  # strings up to this long are shared between records (names, models, outcomes)
 

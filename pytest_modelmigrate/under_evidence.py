@@ -117,17 +117,16 @@ def _sample_flags(
         if o.is_evidence and not _is_dataset(o):
             key = (o.group, o.test, o.model)  # prompt variants: the best-sampled one
             taken[key] = max(taken.get(key, 0), o.total_samples)
-    tests_of: dict[str, list[str]] = {}
+    tests_of: dict[str, dict[str, None]] = {}  # each group's tests, in order (a dict: no scan)
     for group, test, _ in taken:
-        if test not in tests_of.setdefault(group, []):
-            tests_of[group].append(test)
+        tests_of.setdefault(group, {})[test] = None
     found = []
     for group, candidate in verdicts:
         if group in deterministic:
             continue
         paired = [
             min(taken[(group, t, incumbent)], taken[(group, t, candidate)])
-            for t in tests_of.get(group, [])
+            for t in tests_of.get(group, {})
             if (group, t, incumbent) in taken and (group, t, candidate) in taken
         ]
         if not paired or max(paired) > 1:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -45,34 +45,43 @@ def _session(config: pytest.Config) -> MigrationSession:
     return config.stash[session_key]
 
 
-@pytest.fixture
-def modelmigrate_recording(request: pytest.FixtureRequest) -> Iterator[Recording]:
-    """The current (test, model)'s :class:`~pytest_modelmigrate.recording.Recording`, its cassette
-    open while the test runs: the fixture that activates recording or replay for ``model``."""
-    session = _session(request.config)
-    spec = model_param(request.node)
-    if spec is None:
-        why = (
-            "models are configured, but this test's `model` was not parametrized by pytest-modelmigrate"
-            if session.settings.registry
-            else "neither is set"
-        )
-        pytest.fail(
-            f"{request.node.nodeid} uses the `model` fixture, but no models are configured for it: "
-            f"pass --models=a,b on the command line or set modelmigrate_models in the ini file ({why})",
-            pytrace=False,
-        )
-    recording = session.runner.start(request, spec)
-    yield from session.runner.record(request, recording)
+def _not_parametrized(request: pytest.FixtureRequest, session: MigrationSession) -> NoReturn:
+    why = (
+        "models are configured, but this test's `model` was not parametrized by pytest-modelmigrate"
+        if session.settings.registry
+        else "neither is set"
+    )
+    pytest.fail(
+        f"{request.node.nodeid} uses the `model` fixture, but no models are configured for it: "
+        f"pass --models=a,b on the command line or set modelmigrate_models in the ini file ({why})",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
-def model(modelmigrate_recording: Recording) -> str:
+def model(request: pytest.FixtureRequest) -> Iterator[str]:
     """The model name to send to the provider; the test's traffic goes to its own cassette.
 
     Parametrized over the configured models (``--models`` or the ini ``modelmigrate_models``).
+    This fixture activates recording or replay: the (test, model)'s cassette is open while the
+    test runs (one fixture, not two, for each of what can be thousands of items).
     """
-    return modelmigrate_recording.spec.name
+    session = _session(request.config)
+    spec = model_param(request.node)
+    if spec is None:
+        _not_parametrized(request, session)
+    recording = session.runner.start(request, spec)
+    yield from session.runner.record(request, recording, spec.name)
+
+
+@pytest.fixture
+def modelmigrate_recording(request: pytest.FixtureRequest, model: str) -> Recording:
+    """The current (test, model)'s :class:`~pytest_modelmigrate.recording.Recording`, its cassette
+    open (by ``model``) while the test runs."""
+    recording: Recording | None = request.node.stash.get(recording_key, None)
+    if recording is None:  # `model` given by the test's own parametrize
+        _not_parametrized(request, _session(request.config))
+    return recording
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -21,7 +22,6 @@ from ..results import PROPERTY, default_group, split_model_id
 from ..settings import RECORD_MODE_DISABLED, Settings, SettingsError, adaptive_policy, positive_int
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Generator, Iterator
 
     from ..cassettes import VcrSession
@@ -32,6 +32,22 @@ if TYPE_CHECKING:
 __all__ = ["Runner", "model_param", "recording_key"]
 
 recording_key = pytest.StashKey[Recording]()
+_marks_key = pytest.StashKey[dict[str, Any]]()
+
+
+def _closest(item: pytest.Item, name: str) -> Any:
+    """``item.get_closest_marker(name)``, from one walk over the item's markers (a (test, model)
+    asks for seven of them as it starts)."""
+    marks = item.stash.get(_marks_key, None)
+    if marks is None:
+        marks = {}
+        for mark in item.iter_markers():  # the closest first
+            marks.setdefault(mark.name, mark)
+        item.stash[_marks_key] = marks
+    return marks.get(name)
+
+
+T = TypeVar("T")
 
 
 def model_param(item: pytest.Item) -> ModelSpec | None:
@@ -54,7 +70,8 @@ def _record_command(nodeid: str, spec: ModelSpec, mode: str, samples: str | None
 def _relative(path: Path, root: Path | os.PathLike[str]) -> str:
     text, prefix = str(path), str(root).rstrip("/\\")
     if text.startswith(prefix) and text[len(prefix) : len(prefix) + 1] in ("/", "\\"):
-        return Path(text[len(prefix) + 1 :]).as_posix()  # what relative_to gives, without its cost
+        rest = text[len(prefix) + 1 :]  # what relative_to gives, without its cost
+        return rest if os.sep == "/" else Path(rest).as_posix()  # a Path's text is normalised already
     try:
         return Path(path).relative_to(Path(root)).as_posix()
     except ValueError:
@@ -88,7 +105,7 @@ PROMPT_KEYS = (
 def _evidence_of(item: pytest.Item) -> dict[str, Any] | None:
     """``@pytest.mark.evidence(cluster="customer-42", weight=2)``: what the test's evidence shares
     with others (its cluster) and how much it counts in its group's paired drop (its weight)."""
-    mark = item.get_closest_marker("evidence")
+    mark = _closest(item, "evidence")
     if mark is None:
         return None
     unknown = sorted(set(mark.kwargs) - {"cluster", "weight"})
@@ -117,7 +134,7 @@ def _evidence_of(item: pytest.Item) -> dict[str, Any] | None:
 def _regression_case(item: pytest.Item) -> dict[str, Any] | None:
     """``@pytest.mark.regression_case("4 bullets on gpt-4.1", fixed_in="v3")``: a past failure
     this test guards against (the migration document lists these per prompt)."""
-    mark = item.get_closest_marker("regression_case")
+    mark = _closest(item, "regression_case")
     if mark is None:
         return None
     what = mark.args[0] if mark.args else mark.kwargs.get("description")
@@ -136,7 +153,7 @@ def _regression_case(item: pytest.Item) -> dict[str, Any] | None:
 
 def _prompt_of(item: pytest.Item, test: str) -> tuple[str, dict[str, Any]]:
     """The prompt group and its description from ``@pytest.mark.prompt`` (the module otherwise)."""
-    mark = item.get_closest_marker("prompt")
+    mark = _closest(item, "prompt")
     if mark is None:
         return default_group(test), {}
     if not mark.args or not isinstance(mark.args[0], str):
@@ -208,6 +225,7 @@ class Runner:
         self.port_aliases: dict[str, str] = {}
         self._vcr: VcrSession | None = None
         self._cassette_paths: dict[tuple[str, str, str], Path] = {}
+        self._cassette_folders: dict[tuple[str, str], Path] = {}  # per test module and model
         self._vcr_configs: dict[tuple[int, str, int], tuple[Any, Any]] = {}
 
     @functools.cached_property
@@ -260,11 +278,15 @@ class Runner:
         key = (str(item.path), test, spec.id)
         path = self._cassette_paths.get(key)
         if path is None:  # asked at collection (shared cassettes, adaptive plan), then per test
-            from ..cassettes import cassette_path
+            from ..cassettes import cassette_file_name, cassette_folder
 
+            where = (key[0], spec.id)
+            folder = self._cassette_folders.get(where)
+            if folder is None:
+                folder = cassette_folder(Path(key[0]), spec.id, folder=self.settings.cassette_dir)
+                self._cassette_folders[where] = folder
             name = test.split("::", 1)[1] if "::" in test else test
-            path = cassette_path(Path(key[0]), name, spec.id, folder=self.settings.cassette_dir)
-            self._cassette_paths[key] = path
+            path = self._cassette_paths[key] = folder / cassette_file_name(name)
         return path
 
     def cassette_path_of(self, item: pytest.Item, spec: ModelSpec) -> Path:
@@ -373,7 +395,7 @@ class Runner:
                 samples = max(have, 1)
             elif self.settings.record_mode not in ("rewrite", "all"):
                 samples = max(samples, have)
-        mark = item.get_closest_marker("samples")
+        mark = _closest(item, "samples")
         if mark is not None:
             try:
                 samples = positive_int(str(mark.args[0]) if mark.args else "", "@pytest.mark.samples")
@@ -391,12 +413,14 @@ class Runner:
         cassette_test = test = _without(item.nodeid, spec.id)
         callspec = getattr(item, "callspec", None)
         example = callspec.params.get("example") if callspec is not None else None
-        if example is not None and item.get_closest_marker("dataset") is not None:
+        if example is not None and _closest(item, "dataset") is not None:
             test = _without(test, str(example.id))
         group, prompt = _prompt_of(item, test)
         cassette = None
         if self.settings.record_mode != RECORD_MODE_DISABLED:
             cassette = self._cassette_path(item, cassette_test, spec)
+            # asked for at collection; the recording holds it from here on (and lets it go)
+            self._cassette_paths.pop((str(item.path), cassette_test, spec.id), None)
         recording = Recording(
             spec=spec,
             test=test,
@@ -418,7 +442,7 @@ class Runner:
         direction = callspec.params.get("modelmigrate_rollback_direction") if callspec is not None else None
         if direction is not None:
             recording.rollback = str(direction[0])
-        mark = item.get_closest_marker("dataset")
+        mark = _closest(item, "dataset")
         if mark is not None:
             kept = {k: mark.kwargs[k] for k in ("labels", "min_accuracy") if k in mark.kwargs}
             recording.dataset_settings = {k: list(v) if k == "labels" else v for k, v in kept.items()}
@@ -428,12 +452,13 @@ class Runner:
         recording.samples = self._samples_for(item, cassette_test, spec)
         return recording
 
-    def record(self, request: pytest.FixtureRequest, recording: Recording) -> Iterator[Recording]:
-        """The recording with its cassette open (record or replay) while the test runs."""
+    def record(self, request: pytest.FixtureRequest, recording: Recording, value: T) -> Iterator[T]:
+        """``value`` (what the fixture gives the test), with the recording's cassette open (record
+        or replay) while the test runs."""
         if recording.cassette is None:
-            yield recording
+            yield value
             return
-        yield from self._with_cassette(request, request.node, recording, recording.cassette)
+        yield from self._with_cassette(request, request.node, recording, recording.cassette, value)
 
     def _user_vcr_config(self, request: pytest.FixtureRequest, item: pytest.Item) -> dict[str, Any]:
         """pytest-recording's ``vcr_config`` fixture, then ``@pytest.mark.vcr`` kwargs (closest wins)."""
@@ -499,8 +524,8 @@ class Runner:
         return self._vcr
 
     def _with_cassette(
-        self, request: pytest.FixtureRequest, item: pytest.Item, recording: Recording, path: Path
-    ) -> Generator[Recording, None, None]:
+        self, request: pytest.FixtureRequest, item: pytest.Item, recording: Recording, path: Path, value: T
+    ) -> Generator[T, None, None]:
         from ..cassettes import CassetteReadError, open_cassette
         from ..files import WriteError
         from ..scrub import SecretInCassetteError
@@ -528,12 +553,12 @@ class Runner:
                 aliases=self.port_aliases,
                 samples=recording.samples,
                 topup_hint=topup,
-                record_errors=item.get_closest_marker("record_provider_errors") is not None,
+                record_errors=_closest(item, "record_provider_errors") is not None,
                 match_ignore=self.settings.match_ignore,
                 before_send=self._before_send if self.settings.record_rpm else None,
             ) as cassette:
                 recording.session = cassette
-                yield recording
+                yield value
                 if recording.sample_outcomes:
                     cassette.metadata = {"samples": list(recording.sample_outcomes)}
                 if mode != "none" and not recording.call_done:
@@ -834,6 +859,11 @@ class Runner:
             self._scrub_report(report)
         if recording is not None and call.when == "teardown":
             # The record is published; pytest keeps every item to the end of the session, so
-            # don't let it keep the interactions (request and response bodies) and parsed calls.
+            # don't let it keep the interactions (request and response bodies) and parsed calls,
+            # nor the item a second copy of the record the report carries (each object kept to the
+            # end is walked again by every full garbage collection of the session)
             del item.stash[recording_key]
+            if _marks_key in item.stash:
+                del item.stash[_marks_key]
+            item.user_properties[:] = [(k, v) for k, v in item.user_properties if k != PROPERTY]
         return report

@@ -163,6 +163,10 @@ class MigrationSession:
             self.guard = None
         restore_keys(os.environ, self._keys)
         self._keys = {}
+        # the reports are written and shown: let the run and its outcomes go before pytest's
+        # last garbage collections walk them (five full ones, at the end of every session)
+        self.run = None
+        self.log = OutcomeLog(self.log.model_ids)
 
     def _phase(self, item: pytest.Item, phase: str) -> None:
         if self.guard is not None:
@@ -401,6 +405,12 @@ class MigrationSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             return
+        from ..analysis import gc_paused
+
+        with gc_paused():
+            self._finish(session)
+
+    def _finish(self, session: pytest.Session) -> None:
         run = self.analyse()
         if run is None:
             return

@@ -32,10 +32,26 @@ INPUT_SUFFIXES = frozenset({".py", ".pyi", ".yaml", ".yml", ".ini", ".toml", ".c
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    return _file_key(a) == _file_key(b)
+
+
+def _file_key(path: Path) -> tuple[int, int] | str:
+    """What a file is: its device and inode when it exists (links and symlinks alike), else its
+    absolute path (two paths that do not exist yet are one file when they are one path)."""
     try:
-        return os.path.samefile(a, b)
+        found = os.stat(path)
     except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
+        return os.path.abspath(path)
+    return (found.st_dev, found.st_ino)
+
+
+def _first_same(path: Path, sources: Sequence[tuple[Path, str]]) -> str | None:
+    """What ``path`` is among ``sources`` (None: none of them). A path that does not exist is
+    compared by name alone: one stat per source only when the report file is there already."""
+    key = _file_key(path)
+    if isinstance(key, str):
+        return next((what for source, what in sources if os.path.abspath(source) == key), None)
+    return next((what for source, what in sources if _file_key(source) == key), None)
 
 
 def _looks_like_a_cassette(path: Path) -> bool:
@@ -91,9 +107,9 @@ def check_report_targets(
             raise ReportWriteError(
                 f"{option}: cannot write {path}: is a folder, not a file; give a file path"
             )
-        for source, what in known:
-            if _same_file(path, source):
-                raise ReportWriteError(f"{refuse} it is {what} this run reads; {fix}")
+        what = _first_same(path, known)
+        if what is not None:
+            raise ReportWriteError(f"{refuse} it is {what} this run reads; {fix}")
         if path.is_file():
             if path.suffix.lower() in INPUT_SUFFIXES:
                 raise ReportWriteError(
