@@ -1,7 +1,9 @@
 """Wrapper libraries end to end: LangChain, litellm, instructor and pydantic-ai record against the
 emulator, replay offline with ``--block-network``, and the checks read their results and the
 test's recorded calls. Each wrapper is skipped when it is not installed (``pip install -e
-.[wrappers]``), so the core suite stays light."""
+.[test,wrappers,litellm]``; instructor in an environment of its own, ``.[test,instructor]``: it
+pins jiter<0.15, which the openai releases pydantic-ai needs do not allow), so the core suite
+stays light."""
 
 from __future__ import annotations
 
