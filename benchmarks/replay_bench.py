@@ -27,7 +27,8 @@ Every mode runs on two modules: ``test_small`` (1 call per test, JSON or SSE) an
 of a project that never uses ``model``, with and without the plugin; ``-n 2`` against no xdist;
 the controller's peak RSS under ``-n 2`` for three suite sizes against the size of the
 ``--migration-json`` report; the plugin's CPU per item over plain pytest on tests that make no
-request (``overhead``). Every run records wall and CPU time (``RUSAGE_CHILDREN``) and the load
+request (``overhead``); the CPU time of ``pytest_sessionfinish`` at three sizes of such a suite,
+with ``--migration-json`` (``session_end``: per 1,000 items, and how it grows). Every run records wall and CPU time (``RUSAGE_CHILDREN``) and the load
 average. Repeats are interleaved, medians reported, targets are CPU ratios.
 """
 
@@ -89,6 +90,7 @@ class Sizes:
     sampled_calls: int = 60
     memory: tuple[int, int, int] = (100, 300, 900)  # x 3 models = 300 / 900 / 2700 tests
     collect: int = 5000  # tests in the project that does not use `model`
+    session_end: tuple[int, int, int] = (100, 1000, 3333)  # x 3 models: pytest_sessionfinish's scaling
 
     @property
     def key(self) -> str:
@@ -97,9 +99,19 @@ class Sizes:
 
 
 FULL = Sizes()
-QUICK = Sizes(small=10, recorded=10, sampled=2, sampled_calls=50, memory=(5, 10, 20), collect=500)
+QUICK = Sizes(
+    small=10,
+    recorded=10,
+    sampled=2,
+    sampled_calls=50,
+    memory=(5, 10, 20),
+    collect=500,
+    session_end=(10, 30, 100),
+)
 # 6 calls: the sampled cassettes pass the parse cache's threshold (32 KB), the one-call ones do not
-TINY = Sizes(small=2, recorded=2, sampled=1, sampled_calls=6, memory=(1, 2, 3), collect=20)
+TINY = Sizes(
+    small=2, recorded=2, sampled=1, sampled_calls=6, memory=(1, 2, 3), collect=20, session_end=(1, 2, 3)
+)
 
 
 # -- the generated suite -------------------------------------------------------------------------
@@ -148,8 +160,20 @@ STATS_HOOKS = """
 import json
 import os
 import resource
+import time
+
+import pytest
 
 _STATS = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0, "test_seconds": 0.0}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session):
+    started = time.process_time()  # around every plugin's pytest_sessionfinish
+    try:
+        return (yield)
+    finally:
+        _STATS["sessionfinish_cpu"] = time.process_time() - started
 
 
 def pytest_runtest_logreport(report):
@@ -667,6 +691,16 @@ def run_overhead(suite: Suite, n: int, *, plugin: bool) -> RunResult:
     return run_pytest(directory, ["test_overhead.py", "-p", "no:recording", *which])
 
 
+def run_session_end(suite: Suite, n: int) -> RunResult:
+    """The no-HTTP project of ``n`` x 3 items with ``--migration-json``: what
+    ``pytest_sessionfinish`` costs (the analysis, the decision, the run file) at that size."""
+    directory = _overhead_project(suite, n, plugin=True)
+    models = f"--models={','.join(MODELS)}"
+    return run_pytest(
+        directory, ["test_overhead.py", "-p", "no:recording", models, "--migration-json=run.json"]
+    )
+
+
 # -- measuring ---------------------------------------------------------------------------------
 
 
@@ -706,6 +740,10 @@ class Measurements:
         )
         pairs = zip(self.samples[num], self.samples[den], strict=False)
         return statistics.median(pick(x) / max(pick(y), 1e-9) for x, y in pairs)
+
+    def session_end_cpu(self, n: int) -> float:
+        """Median CPU time (s) of ``pytest_sessionfinish`` with ``n`` x 3 items."""
+        return statistics.median(r.stats["sessionfinish_cpu"] for r in self.samples[f"session_end:{n}"])
 
     def per_item_overhead(self) -> float:
         """Plugin CPU per item over plain pytest (no HTTP), in ms: from the slope between the two
@@ -754,6 +792,9 @@ def measure(
         for n in overhead_sizes(sizes):
             for plugin, name in ((True, "a"), (False, "plain")):
                 jobs.append((f"overhead:{name}:{n}", _bind_overhead(suite, n, plugin), n * len(MODELS)))
+    if everything or "session_end" in parts:
+        for n in sizes.session_end:
+            jobs.append((f"session_end:{n}", _bind_session_end(suite, n), n * len(MODELS)))
     if everything or "memory" in parts:
         for n in sizes.memory:
             jobs.append((f"memory:{n}", _bind_memory(suite, n), n * len(MODELS)))
@@ -778,6 +819,10 @@ def _bind_mode(suite: Suite, mode: str, module: str, extra: Sequence[str] = ()) 
 
 def _bind_overhead(suite: Suite, n: int, plugin: bool) -> Callable[[], RunResult]:
     return lambda: run_overhead(suite, n, plugin=plugin)
+
+
+def _bind_session_end(suite: Suite, n: int) -> Callable[[], RunResult]:
+    return lambda: run_session_end(suite, n)
 
 
 def _bind_memory(suite: Suite, n: int, *, base: bool = False) -> Callable[[], RunResult]:
@@ -841,6 +886,26 @@ def evaluate(m: Measurements) -> list[Target]:
         r = m.per_item_overhead()
         keys = tuple(f"overhead:{w}:{n}" for w in ("a", "plain") for n in (low, high))
         add("plugin CPU per item over plain pytest, no HTTP at all (ms)", r, "≤ 0.3 ms", r <= 0.3, keys)
+    if all(f"session_end:{n}" in m.samples for n in m.sizes.session_end):
+        _, middle, largest = m.sizes.session_end
+        keys = tuple(f"session_end:{n}" for n in m.sizes.session_end)
+        items = len(MODELS)
+        per_k = m.session_end_cpu(largest) / (largest * items) * 1000
+        add(
+            f"`pytest_sessionfinish` CPU per 1,000 items at {largest * items} items (s)",
+            per_k,
+            "≤ 0.1 s",
+            per_k <= 0.1,
+            keys,
+        )
+        growth = per_k / max(m.session_end_cpu(middle) / (middle * items) * 1000, 1e-9)
+        add(
+            f"`pytest_sessionfinish` per item at {largest * items} / at {middle * items} items",
+            growth,
+            "≤ 1.25 (linear)",
+            growth <= 1.25,
+            keys,
+        )
     if "collect:with" in m.samples:
         r = m.ratio("collect:with", "collect:without") - 1.0
         add(f"collection of {m.sizes.collect} tests: extra time with the plugin", r, "< 10%", r < 0.10)
@@ -999,6 +1064,17 @@ def render(m: Measurements, targets: list[Target]) -> str:
             a, plain = f"overhead:a:{n}", f"overhead:plain:{n}"
             lines.append(f"| {n * models} | {m.cpu(a):.2f} | {m.cpu(plain):.2f} | {m.loads(a, plain)} |")
         lines += [""]
+    if all(f"session_end:{n}" in m.samples for n in s.session_end):
+        lines += [
+            "| items (test × model), `--migration-json` | `pytest_sessionfinish` CPU (s) | per 1,000 items (s) | load (1 min) |",
+            "|---:|---:|---:|---|",
+        ]
+        for n in s.session_end:
+            cpu = m.session_end_cpu(n)
+            lines.append(
+                f"| {n * models} | {cpu:.3f} | {cpu / (n * models) * 1000:.3f} | {m.loads(f'session_end:{n}')} |"
+            )
+        lines += [""]
     if all(f"memory:{n}" in m.samples for n in s.memory):
         lines += [
             "| tests (`-n 2`) | controller peak RSS (MB) | without the plugin, (b) (MB) | `--migration-json` (KB) |",
@@ -1043,7 +1119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="all",
-        help="Comma-separated subset: replay, overhead, xdist, collect, memory (default: all)",
+        help="Comma-separated subset: replay, overhead, session_end, xdist, collect, memory (default: all)",
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL

@@ -142,6 +142,7 @@ def test_measure_and_report(suite: Any) -> None:
         **{f"memory:{n}": n * items for n in sizes.memory},
         **{f"memory-base:{n}": n * items for n in sizes.memory},
         **{f"overhead:{w}:{n}": n * items for w in ("a", "plain") for n in rb.overhead_sizes(sizes)},
+        **{f"session_end:{n}": n * items for n in sizes.session_end},
     }
     for key, count in expected.items():
         assert [r.passed for r in m.samples[key]] == [count], key
@@ -164,8 +165,10 @@ def test_measure_and_report(suite: Any) -> None:
     assert sorted(p.name for p in rb.warm_cache(project).parent.iterdir()) == sorted(
         p.name for p in suite.root.iterdir() if p.name.startswith("a-") and (p / "test_small.py").exists()
     )
+    assert all(m.samples[f"session_end:{n}"][0].stats["sessionfinish_cpu"] > 0 for n in sizes.session_end)
     targets = rb.evaluate(m)
-    assert len(targets) == 21
+    assert len(targets) == 23
+    assert sum(t.name.startswith("`pytest_sessionfinish`") and not t.info for t in targets) == 2
     assert [t.name.split(" wall")[0].split(" CPU")[0] for t in targets if t.info] == [
         "(a)/(b)",
         "(a)/(b)",
@@ -190,6 +193,7 @@ def test_measure_and_report(suite: Any) -> None:
     assert f"| {rb.MODE_LABELS['c_stub']} |" in text
     assert "| (info) | info |" in text
     assert "| no-HTTP items (test × model) |" in text
+    assert "| items (test × model), `--migration-json` | `pytest_sessionfinish` CPU (s) |" in text
     assert "nproc" in text
 
 
