@@ -274,9 +274,11 @@ class Runner:
             return None  # a read-only checkout: parse every time
         return folder
 
-    def _cassette_path(self, item: pytest.Item, test: str, spec: ModelSpec) -> Path:
+    def _cassette_path(self, item: pytest.Item, test: str, spec: ModelSpec, *, keep: bool = True) -> Path:
+        """The cassette's path; kept for the next ask unless ``keep`` is false (the (test, model)
+        starting: its recording holds the path from then on)."""
         key = (str(item.path), test, spec.id)
-        path = self._cassette_paths.get(key)
+        path = self._cassette_paths.get(key) if keep else self._cassette_paths.pop(key, None)
         if path is None:  # asked at collection (shared cassettes, adaptive plan), then per test
             from ..cassettes import cassette_file_name, cassette_folder
 
@@ -286,7 +288,9 @@ class Runner:
                 folder = cassette_folder(Path(key[0]), spec.id, folder=self.settings.cassette_dir)
                 self._cassette_folders[where] = folder
             name = test.split("::", 1)[1] if "::" in test else test
-            path = self._cassette_paths[key] = folder / cassette_file_name(name)
+            path = folder / cassette_file_name(name)
+            if keep:
+                self._cassette_paths[key] = path
         return path
 
     def cassette_path_of(self, item: pytest.Item, spec: ModelSpec) -> Path:
@@ -418,9 +422,7 @@ class Runner:
         group, prompt = _prompt_of(item, test)
         cassette = None
         if self.settings.record_mode != RECORD_MODE_DISABLED:
-            cassette = self._cassette_path(item, cassette_test, spec)
-            # asked for at collection; the recording holds it from here on (and lets it go)
-            self._cassette_paths.pop((str(item.path), cassette_test, spec.id), None)
+            cassette = self._cassette_path(item, cassette_test, spec, keep=False)
         recording = Recording(
             spec=spec,
             test=test,
