@@ -9,9 +9,7 @@ after the decision edits it.
 
 from __future__ import annotations
 
-import gc
 import shlex
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .gate import GatePolicy, Regression, Tally, TestDesign, compare, decide
 from .gate.recommend import RecommendPolicy
+from .gcpause import gc_paused
 from .results import ERROR, MISSING, PASSED, XPASSED, Matrix, Outcome, build_matrix
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from .baseline import BaselineComparison
     from .datasets import DatasetMetrics
@@ -45,24 +44,6 @@ __all__ = [
     "outcome_from_dict",
     "record_command",
 ]
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off for the block (then as it was).
-
-    The analysis and the reports build a few small objects per outcome and keep most of them;
-    each full collection they set off walks everything the session holds (every item, report
-    and module), and at 10,000 items those walks were 40% of the end of the session. What the
-    block leaves behind is collected afterwards, as usual.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 SCHEMA_VERSION = 1
