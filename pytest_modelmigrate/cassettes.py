@@ -243,6 +243,8 @@ class AtomicPersister:
             raise CassetteReadError(f"{path}: not UTF-8 text ({exc}); {_FIX}") from None
         if not data.strip():
             raise CassetteNotFoundError()
+        if serializer is yamlserializer:
+            serializer = _PLAIN_YAML
         if (
             cls.parse_cache is not None
             and len(data) >= ParseCache.MIN_CHARS
@@ -252,10 +254,6 @@ class AtomicPersister:
         if not (isinstance(serializer, ParseCache) and serializer.holds(data)):
             # alias bombs, deep nesting; a text the cache holds passed this when it was stored
             check_yaml_text(data, path, error=CassetteReadError, fix=_FIX)
-        if serializer is yamlserializer:
-            serializer = _PlainYaml
-        elif isinstance(serializer, ParseCache) and serializer.inner is yamlserializer:
-            serializer.inner = _PlainYaml
         with gc_paused():  # a cassette is thousands of objects that all stay alive
             try:
                 requests, responses, *metadata = deserialize(data, serializer)
@@ -364,6 +362,8 @@ class _PlainYaml:
     """vcrpy's YAML serializer, loading through :func:`yamlload.load_plain` (the same result);
     put in its place by ``AtomicPersister.load_cassette`` only."""
 
+    __name__ = "vcr.serializers.yamlserializer"  # the instance passes for it (ParseCache's kind)
+
     @staticmethod
     def deserialize(text: str) -> Any:
         from vcr.serializers import yamlserializer
@@ -375,6 +375,9 @@ class _PlainYaml:
         from vcr.serializers import yamlserializer
 
         return str(yamlserializer.serialize(cassette_dict))
+
+
+_PLAIN_YAML = _PlainYaml()
 
 
 class ParseCache:
@@ -409,48 +412,45 @@ class ParseCache:
         name = hashlib.sha256(os.fsencode(os.path.abspath(cassette))).hexdigest()[:32]
         self.entry = folder / f"{name}.json"
         self.kind = getattr(inner, "__name__", type(inner).__qualname__)
-        self._held: tuple[str, Any] | None = None  # what holds() read, for deserialize()
-        self._looked: str | None = None  # the text holds() was last asked about
-        self._digested: tuple[str, str] | None = None
+        # the last text looked up: (text, its digest, the entry's data or _NO_ENTRY)
+        self._looked_up: tuple[str, str, Any] | None = None
 
     def _digest(self, text: str) -> str:
         from vcr import __version__ as vcr_version
 
-        if self._digested is not None and self._digested[0] is text:
-            return self._digested[1]
         # the safety limits too: an entry skips the check its text passed (check_yaml_text)
         limits = f"{MAX_YAML_CHARS},{MAX_DEPTH},{MAX_ALIAS_NODES}"
         head = f"{self.FORMAT}\0{vcr_version}\0{self.kind}\0{limits}\0".encode()
-        digest = hashlib.sha256(head + text.encode("utf-8", "surrogatepass")).hexdigest()
-        self._digested = (text, digest)
-        return digest
+        return hashlib.sha256(head + text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _look_up(self, text: str) -> tuple[str, str, Any]:
+        looked_up = self._looked_up
+        if looked_up is not None and looked_up[0] is text:
+            return looked_up
+        digest, data = self._digest(text), _NO_ENTRY
+        try:
+            with open(self.entry, encoding="utf-8") as handle:
+                if os.fstat(handle.fileno()).st_size <= 16 * len(text) + 65536:
+                    stored = json.load(handle, object_hook=self._decode)
+                    if isinstance(stored, dict) and stored.get("digest") == digest and "data" in stored:
+                        data = stored["data"]
+                # else: larger than any JSON of the text (\uXXXX escapes) could be: not from it
+        except (OSError, ValueError, TypeError, KeyError, RecursionError):
+            pass  # no entry, or a broken (or hostile) write
+        self._looked_up = (text, digest, data)
+        return self._looked_up
 
     def holds(self, text: str) -> bool:
         """Whether the cache has the parsed form of exactly ``text`` (read now, kept for
         :meth:`deserialize`). Only a text that passed ``check_yaml_text`` is ever stored."""
-        self._held = None
-        self._looked = text
-        digest = self._digest(text)
-        try:
-            with open(self.entry, encoding="utf-8") as handle:
-                if os.fstat(handle.fileno()).st_size > 16 * len(text) + 65536:
-                    return False  # larger than any JSON of the text (\uXXXX escapes): not from it
-                stored = json.load(handle, object_hook=self._decode)
-        except (OSError, ValueError, TypeError, KeyError, RecursionError):
-            return False  # no entry, or a broken (or hostile) write
-        if isinstance(stored, dict) and stored.get("digest") == digest and "data" in stored:
-            self._held = (text, stored["data"])
-            return True
-        return False  # an entry from another cassette text, version or limits
+        return self._look_up(text)[2] is not _NO_ENTRY
 
     def deserialize(self, text: str) -> Any:
-        if self._looked is not text:
-            self.holds(text)
-        held, self._held = self._held, None
-        if held is not None and held[0] is text:
-            return held[1]
-        data = self.inner.deserialize(text)
-        self._store(self._digest(text), data)
+        _, digest, data = self._look_up(text)
+        self._looked_up = None
+        if data is _NO_ENTRY:  # no entry, or one from another text, version or limits
+            data = self.inner.deserialize(text)
+            self._store(digest, data)
         return data
 
     def serialize(self, cassette_dict: Any) -> str:
@@ -512,6 +512,8 @@ class ParseCache:
                 return tuple(obj[cls._TUPLE])
         return obj
 
+
+_NO_ENTRY = object()  # ParseCache: the cache has nothing for a text
 
 _FIX = (
     "it was left as it is. Fix the file (git checkout it), or delete it and record again "
@@ -1532,10 +1534,7 @@ def _fast_request_copy(request: Any, memo: dict[int, Any] | None = None) -> Any:
     the matchers cached on the request (its canonical body, its match key) is left behind: the
     filters change the copy's URL and body.
     """
-    from urllib.parse import ParseResult
-
-    from vcr.request import HeadersDict, Request
-
+    Request, HeadersDict, ParseResult = _request_types()
     memo = {} if memo is None else memo
     state = request.__dict__
     headers = state.get("_headers")
@@ -1567,6 +1566,16 @@ def _fast_request_copy(request: Any, memo: dict[int, Any] | None = None) -> Any:
         else:
             copied[name] = copy.deepcopy(value, memo)
     return new
+
+
+@functools.cache
+def _request_types() -> tuple[Any, Any, Any]:
+    """vcrpy's request and header classes and the parsed-URI class (imported once)."""
+    from urllib.parse import ParseResult
+
+    from vcr.request import HeadersDict, Request
+
+    return Request, HeadersDict, ParseResult
 
 
 _SHARED = frozenset({str, bytes, bool, int, float, type(None)})

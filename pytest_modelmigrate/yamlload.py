@@ -49,9 +49,9 @@ def _float(value: str) -> float:
         raise _Unusual from None
 
 
-def _build(node: Any, seen: set[int]) -> Any:
-    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
+def _build(node: Any, seen: set[int], kinds: tuple[type, type, type]) -> Any:
+    """The value of ``node``; ``kinds``: PyYAML's scalar, mapping and sequence node classes."""
+    ScalarNode, MappingNode, SequenceNode = kinds
     if id(node) in seen:
         raise _Unusual  # an alias: shared objects, as PyYAML builds them
     seen.add(id(node))
@@ -77,11 +77,11 @@ def _build(node: Any, seen: set[int]) -> Any:
         for key_node, value_node in node.value:
             if type(key_node) is not ScalarNode:
                 raise _Unusual  # a mapping or sequence as a key (PyYAML refuses it as unhashable)
-            key = _build(key_node, seen)
-            mapping[key] = _build(value_node, seen)
+            key = _build(key_node, seen, kinds)
+            mapping[key] = _build(value_node, seen, kinds)
         return mapping
     if kind is SequenceNode and tag == _SEQ:
-        return [_build(item, seen) for item in node.value]
+        return [_build(item, seen, kinds) for item in node.value]
     raise _Unusual
 
 
@@ -106,7 +106,9 @@ def load_plain(text: str, loader: Any) -> Any:
         composer.dispose()
     if node is None:
         return None
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
     try:
-        return _build(node, set())
+        return _build(node, set(), (ScalarNode, MappingNode, SequenceNode))
     except (_Unusual, RecursionError):  # RecursionError: deeper than check_yaml_text lets through
         return yaml.load(text, Loader=loader)  # the caller's loader (vcrpy's safe one)
