@@ -70,3 +70,52 @@ def test_pytest_recording_replays_a_sampled_cassette_with_its_metadata(
     assert main(["export", "cassettes", "--in-place"]) == 0
     pytester.runpytest(*plain).assert_outcomes(passed=1)
     assert main(["export", "cassettes"]) == 2  # neither --to nor --in-place: nothing written
+
+
+MIXED = """
+import os
+import openai
+import pytest
+import app
+from pytest_modelmigrate.cassettes import DEFAULT_MATCH_ON
+
+QUESTION = os.environ.get("QUESTION", "a mixed question")
+
+@pytest.fixture(scope="module")
+def vcr_config():
+    return {"match_on": list(DEFAULT_MATCH_ON)}  # the plugin's matchers, for both tests
+
+def test_model(model):
+    assert app.chat(model, "a mixed question") == "fine"
+
+@pytest.mark.vcr
+def test_plain():
+    client = openai.OpenAI(base_url=os.environ["EMU_URL"] + "/v1", api_key="x", max_retries=0)
+    answer = client.chat.completions.create(
+        model="emu-a", messages=[{"role": "user", "content": QUESTION}]
+    ).choices[0].message.content
+    assert answer == "fine"
+"""
+
+
+def test_a_vcr_config_naming_the_plugins_matchers_serves_plain_vcr_tests_too(
+    pytester: pytest.Pytester, start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One module-level ``vcr_config`` for a model test and a ``@pytest.mark.vcr`` test: the
+    plain test records and replays with the plugin's matchers, where vcrpy alone raised
+    ``KeyError: Matcher modelmigrate_body doesn't exist``."""
+    emulator = start_emulator(
+        {"models": {"emu-a": {"rules": [{"match": "mixed", "reply": "fine"}]}}}, test_mixed=MIXED
+    )
+    recorded = pytester.runpytest("--models=emu-a", "--record-mode=once")
+    recorded.assert_outcomes(passed=2)
+    plain = pytester.path / "cassettes" / "test_mixed" / "test_plain.yaml"
+    assert "a mixed question" in plain.read_text()
+    emulator.stop()
+    pytester.runpytest("--models=emu-a", "--record-mode=none").assert_outcomes(passed=2)
+    # the body is matched, and by the plugin's matcher: another question is not served
+    monkeypatch.setenv("QUESTION", "another mixed question")
+    changed = pytester.runpytest("--models=emu-a", "--record-mode=none")
+    changed.assert_outcomes(passed=1, failed=1)
+    changed.stdout.fnmatch_lines(["*test_plain*"])
+    assert "Matcher modelmigrate_body" not in changed.stdout.str()

@@ -31,6 +31,7 @@ from .hooks import (
     pytest_collection_modifyitems,
     pytest_configure,
     pytest_generate_tests,
+    pytest_recording_configure,
     pytest_unconfigure,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_generate_tests",
+    "pytest_recording_configure",
     "pytest_unconfigure",
     "rollback",
     "snapshot_model",

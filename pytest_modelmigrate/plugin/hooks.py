@@ -19,6 +19,7 @@ __all__ = [
     "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_generate_tests",
+    "pytest_recording_configure",
     "pytest_unconfigure",
 ]
 
@@ -54,6 +55,17 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
+    """pytest-recording's VCR, for a ``@pytest.mark.vcr`` test, knows the plugin's matchers too:
+    a ``vcr_config`` whose ``match_on`` names them (one fixture for the plain and the model tests
+    of a module) works for both, where vcrpy would raise ``KeyError`` for the plain ones."""
+    from ..cassettes import body_matcher, query_matcher
+
+    vcr.register_matcher("modelmigrate_body", body_matcher)
+    vcr.register_matcher("modelmigrate_query", query_matcher)
 
 
 def pytest_configure(config: pytest.Config) -> None:
