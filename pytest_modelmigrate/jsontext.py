@@ -1,4 +1,5 @@
-"""Finding JSON in a model's text: the whole text, a code fence, or the first value in prose.
+"""Finding JSON in a model's text: the whole text, a code fence, or the first value in prose;
+and the size of a JSON-like value, for the writers that lay it out or search it in pieces.
 
 Pure module, stdlib only: the structural checks and the ``prompt`` client both read it.
 """
@@ -7,9 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FENCE_RE", "extract_json", "strict_loads"]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["FENCE_RE", "extract_json", "more_nodes_than", "node_count", "strict_loads"]
 
 FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)\n?[ \t]*```", re.DOTALL)
 
@@ -53,3 +57,34 @@ def extract_json(text: str) -> tuple[Any, str, int, int] | None:
             continue
         return value, "prose", match.start(), end
     return None
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def node_count(value: object, limit: int) -> int:
+    """The nodes of JSON-like ``value`` (itself, and each key and item at any depth), counted
+    no further than past ``limit``: the count, or a number above ``limit``."""
+    count = 1
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += 2 * len(item)
+            children: Iterable[object] = item.values()
+        elif isinstance(item, (list, tuple)):
+            count += len(item)
+            children = item
+        else:
+            continue
+        if count > limit:
+            return count
+        for child in children:
+            if isinstance(child, _CONTAINERS):
+                stack.append(child)
+    return count
+
+
+def more_nodes_than(value: object, limit: int) -> bool:
+    """Whether ``value`` holds more than ``limit`` nodes (see :func:`node_count`)."""
+    return node_count(value, limit) > limit

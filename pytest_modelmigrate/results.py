@@ -78,7 +78,7 @@ def split_model_id(nodeid: str, model_ids: Iterable[str]) -> tuple[str, str] | N
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """The result of one (test, model): what the matrix, the gate and the reports read."""
 
@@ -123,9 +123,10 @@ class Outcome:
             "outcome": self.outcome,
             "passed": self.passed_samples,
             "total": self.total_samples,
-            "samples": list(self.samples),
-            "checks": list(self.checks),
-            "calls": list(self.calls),
+            # the outcome's own lists: a run's records are read, never changed (not copied twice)
+            "samples": self.samples,
+            "checks": self.checks,
+            "calls": self.calls,
             "duration": round(self.duration, 4),
             "cassette": self.cassette,
             "message": self.message,

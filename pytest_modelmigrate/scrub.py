@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
+from .jsontext import node_count
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
@@ -121,6 +123,7 @@ _SHOWN = re.compile("|".join(p.pattern for p in (*LIVE_KEY_PATTERNS, *ACCOUNT_ID
 # Every match of _SHOWN starts with one of these (a cheap test before the search).
 _SHOWN_PREFIXES = ("sk-", "Bearer ", "AIza", "hf_", "org-", "proj_")
 _FORM = "application/x-www-form-urlencoded"
+_WHOLE_TEXT = 2_000  # nodes of a JSON-like value searched as one text by Scrubber.scrub_data
 
 
 class SecretInCassetteError(RuntimeError):
@@ -244,12 +247,43 @@ class Scrubber:
         """
         if isinstance(value, (dict, list)) and self._json_searchable:
             try:
-                text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+                if self._holds_nothing(value):
+                    return value
             except (TypeError, ValueError, RecursionError):
-                text = None  # not plain JSON: walk it
-            if text is not None and self.scrub_text(text) is text:
-                return value
+                pass  # not plain JSON: walk it
         return self._scrub_data(value)
+
+    def _holds_nothing(self, value: Any) -> bool:
+        """Whether :meth:`scrub_text` finds nothing in the JSON text of ``value``'s strings.
+
+        A value of up to :data:`_WHOLE_TEXT` nodes is searched as one text; a larger one in
+        pieces of about that many nodes (its keys, then its items, a run of small ones at a
+        time), so a large run is never held a second time as one text. Each string is wholly
+        inside one piece, so the pieces find what the whole text would. Raises
+        ``TypeError``/``ValueError``/``RecursionError`` when ``value`` is not plain JSON.
+        """
+        if not isinstance(value, (dict, list)) or node_count(value, _WHOLE_TEXT) <= _WHOLE_TEXT:
+            return self._text_holds_nothing(value)
+        children: list[Any] = [*value, *value.values()] if isinstance(value, dict) else value
+        batch: list[Any] = []
+        size = 0
+        for child in children:
+            nodes = node_count(child, _WHOLE_TEXT)
+            if nodes > _WHOLE_TEXT:
+                if not self._holds_nothing(child):
+                    return False
+                continue
+            if size + nodes > _WHOLE_TEXT:
+                if not self._text_holds_nothing(batch):
+                    return False
+                batch, size = [], 0
+            batch.append(child)
+            size += nodes
+        return not batch or self._text_holds_nothing(batch)
+
+    def _text_holds_nothing(self, value: Any) -> bool:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return self.scrub_text(text) is text
 
     def _scrub_data(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from pytest_modelmigrate.analysis import analyse, prompt_flags
 from pytest_modelmigrate.gate import GatePolicy, gate_lines
 from pytest_modelmigrate.models import ModelSpec
@@ -517,3 +520,101 @@ def test_the_run_file_is_the_run_a_section_item_a_line(tmp_path: Path) -> None:
     assert '      "t.py::b[m]"' in lines  # a list of names stays one a line at any depth
     assert '    "empty": {}' in lines and '    "rows": [],' in lines
     assert text.endswith("}\n")
+
+
+def test_the_values_that_grow_with_the_suite_are_laid_out_an_item_a_line(tmp_path: Path) -> None:
+    """A matrix group's test rows and a verdict's tests get a line each, so no line (and no
+    text held to write it) grows with the suite; the rest of a verdict keeps a line a key."""
+    from pytest_modelmigrate.reports.run import write_json
+
+    tests = [{"test": f"t.py::test_{i:04d}", "incumbent": [1, 1], "candidate": [1, 0]} for i in range(3000)]
+    verdict = {"verdict": "investigate", "rates": {"incumbent": 1.0, "candidate": 0.5}, "tests": tests}
+    run = {
+        "gate": {"mode": "strict", "verdicts": {"t.py": {"gpt-5": verdict, "gpt-4.1": {"verdict": "defer"}}}},
+        "matrix": {
+            "groups": [{"name": "t.py", "tests": [{"name": f"t{i}", "cells": {}} for i in range(3000)]}]
+        },
+        "datasets": {"t.py::d": {"gpt-5": {"examples": list(range(5))}}},
+        "missing": {
+            "recordings": [{"nodeid": f"t.py::m{i}[gpt-5]"} for i in range(3000)],
+            "command": "pytest",
+        },
+        "under_evidence": {"min_dataset_examples": 100, "flags": [{"kind": "samples", "test": "t"}] * 3000},
+        "baseline": {"alpha": 0.05, "appeared": [{"test": f"t{i}"} for i in range(3000)], "unchanged": 0},
+    }
+    path = tmp_path / "run.json"
+    write_json(path, run)
+    text = path.read_text(encoding="utf-8")
+    assert json.loads(text) == run
+    lines = text.splitlines()
+    assert '            {"test": "t.py::test_0007", "incumbent": [1, 1], "candidate": [1, 0]},' in lines
+    assert '          "rates": {"incumbent": 1.0, "candidate": 0.5},' in lines
+    assert '          "verdict": "defer"' in lines  # a verdict is laid out a key a line
+    assert '          {"name": "t7", "cells": {}},' in lines
+    assert '    "t.py::d": {"gpt-5": {"examples": [0, 1, 2, 3, 4]}}' in lines  # elsewhere: as before
+    assert '      {"nodeid": "t.py::m7[gpt-5]"},' in lines
+    assert '      {"kind": "samples", "test": "t"},' in lines
+    assert '      {"test": "t7"},' in lines and '    "alpha": 0.05,' in lines
+    assert max(len(line) for line in lines) < 100
+
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["tests", "groups", "verdicts", "x", "*"]) | st.text(max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=40,
+)
+
+
+_LAID_OUT = st.fixed_dictionaries(
+    {
+        "matrix": st.fixed_dictionaries(
+            {
+                "groups": st.lists(
+                    st.fixed_dictionaries({"name": _SCALARS, "tests": st.lists(_VALUES, max_size=4)})
+                )
+            }
+        ),
+        "gate": st.fixed_dictionaries(
+            {
+                "verdicts": st.dictionaries(
+                    st.text(max_size=3),
+                    st.dictionaries(
+                        st.text(max_size=3),
+                        st.fixed_dictionaries({"tests": _VALUES}, optional={"v": _VALUES}),
+                    ),
+                    max_size=3,
+                )
+            }
+        ),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    run=st.dictionaries(
+        st.sampled_from(["matrix", "gate", "missing", "under_evidence", "baseline", "shard", "*"])
+        | st.text(max_size=4),
+        _VALUES,
+        max_size=5,
+    )
+    | _LAID_OUT
+)
+def test_the_run_file_reads_back_as_the_run_whatever_its_shape(run: dict[str, Any], tmp_path: Path) -> None:
+    """Whatever the layout lays out (the sections, the matrix and verdict paths, names), the
+    file is one JSON document that reads back as ``json.dumps`` would write the run."""
+    from pytest_modelmigrate.reports.run import write_json
+
+    path = tmp_path / "run.json"  # the same file for every example: each write replaces it
+    write_json(path, run)
+    text = path.read_text(encoding="utf-8")
+    assert json.loads(text) == json.loads(json.dumps(run))
+    assert text.endswith("\n")

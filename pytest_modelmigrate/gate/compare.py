@@ -8,6 +8,7 @@ say. The rules are documented in ``docs/gate.md``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,18 @@ class Tally:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Tally:
         return cls(passed=int(data["passed"]), total=int(data["total"]))
+
+
+def _shared_tally_dict(tally: Tally | None) -> dict[str, Any] | None:
+    return None if tally is None else _tally_dict(tally.passed, tally.total)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tally_dict(passed: int, total: int) -> dict[str, Any]:
+    """``Tally(passed, total).to_dict()``, one dict per count for a run's per-test tallies, which
+    repeat (1/1, 3/3 ...): the verdicts of a large run share them (a run dict is read, never
+    changed) instead of holding two dicts and an interval per test and candidate."""
+    return Tally(passed, total).to_dict()
 
 
 @dataclass(frozen=True)
@@ -184,8 +197,8 @@ class TestComparison:
         return {
             "test": self.test,
             "status": self.status,
-            "incumbent": None if self.incumbent is None else self.incumbent.to_dict(),
-            "candidate": None if self.candidate is None else self.candidate.to_dict(),
+            "incumbent": _shared_tally_dict(self.incumbent),
+            "candidate": _shared_tally_dict(self.candidate),
             "p_value": self.p_value,
             "p_adjusted": self.p_adjusted,
             "samples_needed": self.samples_needed,

@@ -35,7 +35,7 @@ def _same_file(a: Path, b: Path) -> bool:
     return _file_key(a) == _file_key(b)
 
 
-def _file_key(path: Path) -> tuple[int, int] | str:
+def _file_key(path: Path | str) -> tuple[int, int] | str:
     """What a file is: its device and inode when it exists (links and symlinks alike), else its
     absolute path (two paths that do not exist yet are one file when they are one path)."""
     try:
@@ -45,7 +45,7 @@ def _file_key(path: Path) -> tuple[int, int] | str:
     return (found.st_dev, found.st_ino)
 
 
-def _first_same(path: Path, sources: Sequence[tuple[Path, str]]) -> str | None:
+def _first_same(path: Path, sources: Sequence[tuple[Path | str, str]]) -> str | None:
     """What ``path`` is among ``sources`` (None: none of them). A path that does not exist is
     compared by name alone: one stat per source only when the report file is there already."""
     key = _file_key(path)
@@ -63,16 +63,17 @@ def _looks_like_a_cassette(path: Path) -> bool:
     return head.startswith(b"interactions:") or b"\ninteractions:" in head
 
 
-def run_inputs(run: Mapping[str, Any], root: Path | None = None) -> list[tuple[Path, str]]:
+def run_inputs(run: Mapping[str, Any], root: Path | None = None) -> list[tuple[Path | str, str]]:
     """The files a run was made from, with what each is: its cassettes (relative to ``root``, the
-    rootdir; the current folder by default) and merged shard files."""
-    base = Path.cwd() if root is None else root
-    inputs: list[tuple[Path, str]] = []
+    rootdir; the current folder by default; as plain strings, one per (test, model) of a large
+    run) and merged shard files."""
+    base = os.fspath(Path.cwd() if root is None else root)
+    inputs: list[tuple[Path | str, str]] = []
     outcomes = run.get("outcomes")
     for outcome in outcomes if isinstance(outcomes, list) else []:
         cassette = outcome.get("cassette") if isinstance(outcome, dict) else None
         if isinstance(cassette, str) and cassette:
-            inputs.append((base / cassette, "a cassette"))
+            inputs.append((os.path.join(base, cassette), "a cassette"))
     merged = run.get("merged")
     shards = merged.get("shards") if isinstance(merged, dict) else None
     for shard in shards if isinstance(shards, list) else []:
@@ -83,7 +84,7 @@ def run_inputs(run: Mapping[str, Any], root: Path | None = None) -> list[tuple[P
 
 
 def check_report_targets(
-    targets: Sequence[tuple[str, Path | None, str]], inputs: Iterable[tuple[Path, str]] = ()
+    targets: Sequence[tuple[str, Path | None, str]], inputs: Iterable[tuple[Path | str, str]] = ()
 ) -> None:
     """Refuse report paths that would destroy something: two reports on one path, a path that is
     an input of the run (a cassette, the baseline compared with, a shard being merged), an
@@ -154,7 +155,7 @@ def append_markdown(path: Path, run: Mapping[str, Any]) -> None:
 def write_reports(
     run: Mapping[str, Any],
     targets: Sequence[tuple[str, Path | None, str]],
-    inputs: Iterable[tuple[Path, str]] = (),
+    inputs: Iterable[tuple[Path | str, str]] = (),
 ) -> list[Path]:
     """Write ``run`` to each ``(option, path, format)`` with a path (format: json, markdown, html
     or baseline), then append the Markdown to ``$GITHUB_STEP_SUMMARY`` when that is set.
