@@ -7,6 +7,7 @@ Pure module: no pytest import. Workers put one record per (test, model) in
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -273,7 +274,7 @@ def default_group(test: str) -> str:
 # -- the matrix ------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     passed: int = 0
     total: int = 0
@@ -306,13 +307,21 @@ class Cell:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     name: str
     cells: dict[str, Cell]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "cells": {m: c.to_dict() for m, c in self.cells.items()}}
+        cells = {m: _cell_dict(c.passed, c.total, tuple(c.outcomes)) for m, c in self.cells.items()}
+        return {"name": self.name, "cells": cells}
+
+
+@functools.lru_cache(maxsize=4096)
+def _cell_dict(passed: int, total: int, outcomes: tuple[str, ...]) -> dict[str, Any]:
+    """A test row's cell as a dict, one per (counts, outcomes): a large suite's cells repeat
+    (1/1 passed), so its rows share them (a run dict is read, never changed)."""
+    return Cell(passed, total, list(outcomes)).to_dict()
 
 
 @dataclass

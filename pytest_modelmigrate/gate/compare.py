@@ -47,7 +47,7 @@ CORRECTIONS = ("holm", "holm-group", "none")
 _EPS = 1e-9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tally:
     """Pass count of one test on one model over its samples."""
 
@@ -171,7 +171,7 @@ class GatePolicy:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TestComparison:
     """One test, candidate against incumbent.
 
