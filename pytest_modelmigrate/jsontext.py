@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["FENCE_RE", "extract_json", "more_nodes_than", "node_count", "strict_loads"]
+__all__ = ["FENCE_RE", "extract_json", "node_count", "strict_loads"]
 
 FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)\n?[ \t]*```", re.DOTALL)
 
@@ -83,8 +83,3 @@ def node_count(value: object, limit: int) -> int:
             if isinstance(child, _CONTAINERS):
                 stack.append(child)
     return count
-
-
-def more_nodes_than(value: object, limit: int) -> bool:
-    """Whether ``value`` holds more than ``limit`` nodes (see :func:`node_count`)."""
-    return node_count(value, limit) > limit

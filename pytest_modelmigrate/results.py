@@ -7,7 +7,6 @@ Pure module: no pytest import. Workers put one record per (test, model) in
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -307,21 +306,26 @@ class Cell:
         }
 
 
+CellKey = tuple[int, int, tuple[str, ...]]  # a cell's passed, total and outcomes
+
+
 @dataclass(slots=True)
 class Row:
     name: str
     cells: dict[str, Cell]
 
-    def to_dict(self) -> dict[str, Any]:
-        cells = {m: _cell_dict(c.passed, c.total, tuple(c.outcomes)) for m, c in self.cells.items()}
+    def to_dict(self, shared: dict[CellKey, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The row; ``shared``: cell dicts to reuse, one per (counts, outcomes). A large suite's
+        cells repeat (1/1 passed), and a run dict is read, never changed, so its rows share them."""
+        shared = {} if shared is None else shared
+        cells = {}
+        for model, cell in self.cells.items():
+            key = (cell.passed, cell.total, tuple(cell.outcomes))
+            found = shared.get(key)
+            if found is None:
+                found = shared[key] = cell.to_dict()
+            cells[model] = found
         return {"name": self.name, "cells": cells}
-
-
-@functools.lru_cache(maxsize=4096)
-def _cell_dict(passed: int, total: int, outcomes: tuple[str, ...]) -> dict[str, Any]:
-    """A test row's cell as a dict, one per (counts, outcomes): a large suite's cells repeat
-    (1/1 passed), so its rows share them (a run dict is read, never changed)."""
-    return Cell(passed, total, list(outcomes)).to_dict()
 
 
 @dataclass
@@ -331,9 +335,10 @@ class Group:
     totals: dict[str, Cell]
 
     def to_dict(self) -> dict[str, Any]:
+        shared: dict[CellKey, dict[str, Any]] = {}  # the rows' equal cells
         return {
             "name": self.name,
-            "tests": [row.to_dict() for row in self.tests],
+            "tests": [row.to_dict(shared) for row in self.tests],
             "totals": {m: c.to_dict() for m, c in self.totals.items()},
         }
 

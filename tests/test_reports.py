@@ -618,3 +618,25 @@ def test_the_run_file_reads_back_as_the_run_whatever_its_shape(run: dict[str, An
     text = path.read_text(encoding="utf-8")
     assert json.loads(text) == json.loads(json.dumps(run))
     assert text.endswith("\n")
+
+
+def test_equal_cells_and_tallies_are_shared_within_one_run_dict_only() -> None:
+    """A run dict holds one dict per distinct cell and per distinct verdict tally (a large suite's
+    repeat); another run's dict has its own, so changing one run dict leaves the next alone."""
+    first, second = make_run(regress=False), make_run(regress=False)
+    rows = [r for g in first["matrix"]["groups"] for r in g["tests"]]
+    triage = [r for r in rows if "test_triage" in r["name"]]
+    assert len(triage) == 2 and triage[0]["cells"]["gpt-5"] is triage[1]["cells"]["gpt-5"]  # 1/1 passed both
+    tests = first["gate"]["verdicts"]["ticket-triage"]["gpt-5"]["tests"]
+    assert len(tests) == 2 and tests[0]["incumbent"] is tests[1]["incumbent"]
+    triage[0]["cells"]["gpt-5"]["passed"] = 99
+    tests[0]["incumbent"]["passed"] = 99
+    again = [r for g in second["matrix"]["groups"] for r in g["tests"] if "test_triage" in r["name"]]
+    assert again[0]["cells"]["gpt-5"]["passed"] == 1
+    assert second["gate"]["verdicts"]["ticket-triage"]["gpt-5"]["tests"][0]["incumbent"]["passed"] == 1
+    assert (
+        make_run(regress=False)["gate"]["verdicts"]["ticket-triage"]["gpt-5"]["tests"][0]["incumbent"][
+            "passed"
+        ]
+        == 1
+    )

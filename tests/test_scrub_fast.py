@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_modelmigrate import scrub
-from pytest_modelmigrate.jsontext import more_nodes_than
+from pytest_modelmigrate.jsontext import node_count
 from pytest_modelmigrate.scrub import REDACTED, Scrubber
 
 KEY = "sk-proj-" + "Zq8" * 12
@@ -111,6 +111,10 @@ def test_a_large_run_is_searched_in_pieces_and_nothing_is_missed(
         assert fast == scrubber._scrub_data(dirty)
         assert leak not in repr(fast)
         assert REDACTED in repr(fast)
+
+
+def more_nodes_than(value: object, limit: int) -> bool:
+    return node_count(value, limit) > limit
 
 
 def test_counting_nodes_stops_at_the_limit() -> None:

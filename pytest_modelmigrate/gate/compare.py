@@ -8,7 +8,6 @@ say. The rules are documented in ``docs/gate.md``.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -95,16 +94,17 @@ class Tally:
         return cls(passed=int(data["passed"]), total=int(data["total"]))
 
 
-def _shared_tally_dict(tally: Tally | None) -> dict[str, Any] | None:
-    return None if tally is None else _tally_dict(tally.passed, tally.total)
-
-
-@functools.lru_cache(maxsize=4096)
-def _tally_dict(passed: int, total: int) -> dict[str, Any]:
-    """``Tally(passed, total).to_dict()``, one dict per count for a run's per-test tallies, which
-    repeat (1/1, 3/3 ...): the verdicts of a large run share them (a run dict is read, never
-    changed) instead of holding two dicts and an interval per test and candidate."""
-    return Tally(passed, total).to_dict()
+def _tally_dict(tally: Tally | None, shared: dict[tuple[int, int], dict[str, Any]]) -> dict[str, Any] | None:
+    """``tally.to_dict()``, one dict per count within ``shared``: a verdict's per-test tallies
+    repeat (1/1, 3/3 ...), and a run dict is read, never changed, so its tests share them
+    instead of holding two dicts and an interval each."""
+    if tally is None:
+        return None
+    key = (tally.passed, tally.total)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = tally.to_dict()
+    return found
 
 
 @dataclass(frozen=True)
@@ -193,12 +193,14 @@ class TestComparison:
     samples_needed: int | None
     p_adjusted: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, shared: dict[tuple[int, int], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The test's comparison; ``shared``: tally dicts to reuse (see :func:`_tally_dict`)."""
+        shared = {} if shared is None else shared
         return {
             "test": self.test,
             "status": self.status,
-            "incumbent": _shared_tally_dict(self.incumbent),
-            "candidate": _shared_tally_dict(self.candidate),
+            "incumbent": _tally_dict(self.incumbent, shared),
+            "candidate": _tally_dict(self.candidate, shared),
             "p_value": self.p_value,
             "p_adjusted": self.p_adjusted,
             "samples_needed": self.samples_needed,
@@ -262,6 +264,7 @@ class Verdict:
         return [t.test for t in self.tests if t.status == "changed"]
 
     def to_dict(self) -> dict[str, Any]:
+        tallies: dict[tuple[int, int], dict[str, Any]] = {}  # shared by the tests' equal counts
         return {
             "verdict": self.verdict,
             "finding": self.finding,
@@ -275,7 +278,7 @@ class Verdict:
             "changed": self.changed,
             "scores": [c.to_dict() for c in self.scores],
             "samples_needed": self.samples_needed,
-            "tests": [t.to_dict() for t in self.tests],
+            "tests": [t.to_dict(tallies) for t in self.tests],
         }
 
 
