@@ -241,9 +241,10 @@ class Scrubber:
         string, keys included: for reports and other records built from test output.
 
         Containers are copied only where something was removed (tuples become lists); the rest
-        is returned as it is, so a large run is not held twice. A large value with nothing to
-        remove (a CI replay: no keys set, none in the answers) costs one ``json.dumps`` and one
-        search of its text, not a walk of every string.
+        is returned as it is, so a large run is not held twice. A value with nothing to remove (a
+        CI replay: no keys set, none in the answers) costs a ``json.dumps`` and a search of its
+        text, in pieces of about :data:`_WHOLE_TEXT` nodes (:meth:`_holds_nothing`), not a walk
+        of every string.
         """
         if isinstance(value, (dict, list)) and self._json_searchable:
             try:

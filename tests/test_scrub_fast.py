@@ -1,4 +1,4 @@
-"""Scrubbing a run costs one search of its JSON text when nothing can be removed, and finds all the walk finds."""
+"""Scrubbing a run costs a search of its JSON text, in pieces, when nothing can be removed, and finds all the walk finds."""
 
 from __future__ import annotations
 
