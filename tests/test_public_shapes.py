@@ -471,30 +471,7 @@ def test_non_openai_anthropic_apis_are_not_parsed(tmp_path: Path, uri: str) -> N
 
 def test_pydantic_ai_parsed_body_is_read_from_the_file(tmp_path: Path) -> None:
     """pydantic-ai's serializer stores ``parsed_body`` (request and response) instead of ``body``."""
-    path = tmp_path / "c.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "interactions": [
-                    {
-                        "request": {
-                            "headers": {},
-                            "method": "POST",
-                            "parsed_body": {"model": "gpt-4o"},
-                            "uri": "https://api.openai.com/v1/chat/completions",
-                        },
-                        "response": {
-                            "headers": JSON_HEADERS,
-                            "parsed_body": CHAT_BODY,
-                            "status": {"code": 200, "message": "OK"},
-                        },
-                    }
-                ],
-                "version": 1,
-            }
-        ),
-        encoding="utf-8",
-    )
+    path = _parsed_body_cassette(tmp_path)
     (call,) = load_calls(path)
     assert (call.model_requested, call.usage.input_tokens) == ("gpt-4o", 9)
 
